@@ -1,0 +1,1 @@
+"""Calibration procedures (tcp, fixture, servo, payload) and the per-arm calibration store."""

@@ -1,0 +1,1 @@
+"""Backends, one module or folder each; found through the ``rmskill.drivers`` entry points."""

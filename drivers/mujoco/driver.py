@@ -1,0 +1,265 @@
+"""``MujocoArm``: the embedded simulator behind the ``Arm`` interface.
+
+Time only passes when the arm is commanded (as fast as possible), unless ``sim.realtime`` is set,
+in which case each call also waits for the wall clock. ``servo`` advances exactly one native
+period per call by default. Ground truth for evaluation is under ``arm.sim`` (``SimWorld``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+
+import mujoco
+import numpy as np
+
+from rmskill.arm import Arm, ArmState, Capabilities, Wrench
+from rmskill.config import ArmConfig
+from rmskill.drivers.mujoco.controller import GRAVITY, CartesianImpedance
+from rmskill.drivers.mujoco.gripper import SimGripper
+from rmskill.drivers.mujoco.robots import arm_model
+from rmskill.drivers.mujoco.workcell import build_spec
+from rmskill.errors import DriverError
+from rmskill.geometry import Pose
+
+log = logging.getLogger(__name__)
+
+
+class MujocoArm(Arm):
+    """A simulated UR5e or FR3 with a plate gripper in a lab cell. See ``SimWorld`` for truth."""
+
+    def __init__(self, config: ArmConfig):
+        self.config = config
+        self.arm_model = arm_model(config.model)
+        sim = config.sim
+        self.realtime = bool(sim and sim.realtime)
+        self.capabilities = Capabilities(
+            model=self.arm_model.name, dof=self.arm_model.dof, rate_hz=self.arm_model.rate_hz,
+            senses_wrench=True, freedrive=True, simulated=True, realtime=self.realtime,
+        )
+        self.model: mujoco.MjModel | None = None
+        self.data: mujoco.MjData | None = None
+        self.gripper = SimGripper(self)
+        self._connected = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def connect(self) -> None:
+        from rmskill.drivers.mujoco.world import SimWorld
+
+        spec, self.cell = build_spec(self.config, self.arm_model)
+        self.model = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        self._flange = m.body("flange").id
+        self._ft_site = m.site("ft").id
+        self._ft_force = m.sensor("ft_force").adr[0]
+        self._ft_torque = m.sensor("ft_torque").adr[0]
+        self._fingers = np.array([m.actuator("finger_left").id, m.actuator("finger_right").id])
+        self._torques = self.data.ctrl[: self.arm_model.dof]  # cached views into the data
+        self._qpos0 = self.data.qpos[:1]
+        n = self.arm_model.dof
+        self.ctrl = CartesianImpedance(m, self.data, n, self._flange, self.arm_model.stiffness,
+                                       np.array(self.config.home or self.arm_model.home))
+        self._substeps = max(1, round(1.0 / (self.arm_model.rate_hz * m.opt.timestep)))
+        truth = self.config.truth
+        self._latency_steps = round(truth.latency_ms / 1000.0 / m.opt.timestep)
+        self._pending: deque[tuple[int, np.ndarray, np.ndarray]] = deque()
+        self._step_count = 0
+        self._wall_start = time.monotonic()
+        self._wrench_noise = truth.wrench_noise_n
+        self.set_tcp(self.config.flange_T_tcp)
+        self.payload = (self.config.gripper.mass, np.array(self.config.gripper.center_of_mass))
+        self._gripper_mass = float(m.body_subtreemass[m.body("gripper").id])
+        self.sim = SimWorld(self)
+        self._connected = True
+        self.sim.reset()
+
+    def close(self) -> None:
+        self._connected = False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def _require(self) -> None:
+        if not self._connected:
+            raise DriverError("the simulated arm is not connected (call connect() or use 'with')")
+
+    # --- stepping -----------------------------------------------------------------------
+    def _command(self, pos: np.ndarray, quat: np.ndarray) -> None:
+        """Queue a Cartesian target; it reaches the controller after the simulated latency."""
+        if self._latency_steps:
+            self._pending.append((self._step_count + self._latency_steps, pos, quat))
+        else:
+            self.ctrl.target_pos = pos
+            self.ctrl.target_quat = quat
+
+    def _step(self, n: int) -> None:
+        m, d, ctrl, pending, torques = self.model, self.data, self.ctrl, self._pending, self._torques
+        step1, step2, compute = mujoco.mj_step1, mujoco.mj_step2, ctrl.compute
+        for _ in range(n):
+            while pending and pending[0][0] <= self._step_count:
+                _, ctrl.target_pos, ctrl.target_quat = pending.popleft()
+            step1(m, d)
+            torques[:] = compute(d)
+            step2(m, d)
+            self._step_count += 1
+        if self.realtime:
+            ahead = d.time - (time.monotonic() - self._wall_start)
+            if ahead > 0:
+                time.sleep(ahead)
+        if not math.isfinite(self._qpos0[0]):
+            raise DriverError("the simulation diverged (non-finite state); reconnect the arm")
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass holding the current targets."""
+        self._step(max(1, round(seconds / self.model.opt.timestep)))
+
+    # --- sensing ------------------------------------------------------------------------
+    def state(self) -> ArmState:
+        self._require()
+        d, n = self.data, self.arm_model.dof
+        pos, quat = self.ctrl.tcp_pose(d)
+        vel = self.ctrl.jacobian(d, pos) @ d.qvel[:n]
+        return ArmState(
+            time=float(d.time), q=d.qpos[:n].copy(), dq=d.qvel[:n].copy(), base_T_tcp=Pose(pos, quat),
+            tcp_velocity=vel, wrench=self._wrench(pos), gripper_width=self.gripper.width(),
+        )
+
+    def force_norm(self) -> float:
+        """Magnitude of the sensed contact force [N], cheaply (the safety envelope's per-step check)."""
+        # |R f + m g| = |f + R^T m g|, and R^T e_z is the third row of R: no matrix product needed.
+        d = self.data
+        fx, fy, fz = d.sensordata[self._ft_force: self._ft_force + 3].tolist()
+        _, _, _, _, _, _, r0, r1, r2 = d.site_xmat[self._ft_site].tolist()
+        w = self.payload[0] * GRAVITY[2]
+        return math.sqrt((fx + w * r0) ** 2 + (fy + w * r1) ** 2 + (fz + w * r2) ** 2)
+
+    def _wrench(self, tcp_pos: np.ndarray) -> Wrench:
+        """Wrist F/T reading, payload compensated, as force/torque at the TCP in the base frame."""
+        d = self.data
+        rot = d.site_xmat[self._ft_site].reshape(3, 3)
+        # The sensor reads the force the flange exerts on the tool: in static free space it
+        # carries the payload's weight; contact adds to it. Reported: what the world exerts.
+        f = rot @ d.sensordata[self._ft_force: self._ft_force + 3]
+        t = rot @ d.sensordata[self._ft_torque: self._ft_torque + 3]
+        mass, com = self.payload
+        flange_pos = d.site_xpos[self._ft_site]
+        com_world = flange_pos + d.xmat[self._flange].reshape(3, 3) @ com
+        weight = mass * GRAVITY
+        f_ext = -(f + weight)
+        t_ext = -(t + np.cross(com_world - flange_pos, weight))
+        t_tcp = t_ext - np.cross(tcp_pos - flange_pos, f_ext)
+        if self._wrench_noise:
+            f_ext = f_ext + self.sim.rng.normal(0.0, self._wrench_noise, 3)
+        return Wrench(f_ext, t_tcp)
+
+    # --- motion -------------------------------------------------------------------------
+    def servo(self, pose: Pose, duration: float | None = None) -> None:
+        self._require()
+        period = 1.0 / self.arm_model.rate_hz
+        periods = 1 if duration is None else max(1, round(duration / period))
+        ctrl = self.ctrl
+        ctrl.mode = "cartesian"
+        if periods == 1:
+            self._command(pose.xyz, pose.wxyz)
+            self._step(self._substeps)
+            return
+        p0, q0 = self._last_target()
+        q1 = pose.wxyz if np.dot(q0, pose.wxyz) >= 0 else -pose.wxyz
+        for i in range(1, periods + 1):
+            s = i / periods
+            q = (1 - s) * q0 + s * q1
+            self._command(p0 + s * (pose.xyz - p0), q / np.linalg.norm(q))
+            self._step(self._substeps)
+
+    def _last_target(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pending:
+            return self._pending[-1][1], self._pending[-1][2]
+        return np.array(self.ctrl.target_pos), np.array(self.ctrl.target_quat)
+
+    def move_to(self, pose: Pose, speed: float = 0.1) -> None:
+        self._require()
+        start = self.state().base_T_tcp
+        dist = max(start.distance_mm(pose) / 1000.0, np.radians(start.angle_deg(pose)) * 0.1)
+        duration = max(dist / max(speed, 1e-4), 0.05)
+        period = 1.0 / self.arm_model.rate_hz
+        steps = max(1, round(duration / period))
+        self.ctrl.mode = "cartesian"
+        for i in range(1, steps + 1):
+            s = i / steps
+            s = s * s * (3 - 2 * s)  # smooth start and stop
+            self._command_pose(start.interpolate(pose, s))
+            self._step(self._substeps)
+        self._settle(pose)
+
+    def _command_pose(self, pose: Pose) -> None:
+        self._command(np.array(pose.xyz), np.array(pose.wxyz))
+
+    def _settle(self, pose: Pose, tol_mm: float = 0.02, timeout: float = 1.0) -> None:
+        period = 1.0 / self.arm_model.rate_hz
+        for _ in range(round(timeout / period)):
+            self._step(self._substeps)
+            st = self.state()
+            if st.base_T_tcp.distance_mm(pose) < tol_mm and np.linalg.norm(st.tcp_velocity[:3]) < 1e-3:
+                return
+
+    def move_joints(self, q: Sequence[float], speed: float = 0.5) -> None:
+        self._require()
+        q = np.asarray(q, dtype=float)
+        if q.shape != (self.arm_model.dof,):
+            raise DriverError(f"move_joints needs {self.arm_model.dof} joint positions, got {q.size}")
+        q0 = self.data.qpos[: self.arm_model.dof].copy()
+        duration = max(float(np.max(np.abs(q - q0))) / max(speed, 1e-3), 0.05)
+        steps = max(1, round(duration * self.arm_model.rate_hz))
+        self.ctrl.mode = "joint"
+        for i in range(1, steps + 1):
+            s = i / steps
+            self.ctrl.target_q = q0 + (q - q0) * s * s * (3 - 2 * s)
+            self._step(self._substeps)
+        self.advance(0.3)
+        self.hold()
+
+    def hold(self, reanchor: bool = False) -> None:
+        """Hold still under Cartesian control: at the current target when the arm is within 2 mm of
+        it (re-anchoring to the measured pose would add the static sag again), else where it is."""
+        self._pending.clear()
+        pos, quat = self.ctrl.tcp_pose(self.data)
+        near = np.linalg.norm(pos - self.ctrl.target_pos) < 0.002
+        if reanchor or self.ctrl.mode != "cartesian" or not near:
+            self.ctrl.target_pos, self.ctrl.target_quat = pos, quat
+        self.ctrl.mode = "cartesian"
+        self.ctrl.reset_feedforward()
+
+    def stop(self) -> None:
+        """Come to rest (see ``hold``)."""
+        if self._connected:
+            self.hold()
+            self.advance(0.02)
+
+    def freedrive(self, on: bool) -> None:
+        self._require()
+        if on:
+            self.ctrl.mode = "float"
+        else:
+            self.hold()
+
+    # --- configuration ------------------------------------------------------------------
+    def set_tcp(self, flange_T_tcp: Pose) -> None:
+        if self._connected:  # the same flange target, expressed through the new TCP
+            self._pending.clear()
+            target = Pose(self.ctrl.target_pos, self.ctrl.target_quat) @ self.flange_T_tcp.inverse() @ flange_T_tcp
+            self.ctrl.target_pos, self.ctrl.target_quat = np.array(target.xyz), np.array(target.wxyz)
+        self.flange_T_tcp = flange_T_tcp
+        self.ctrl.tcp_pos = np.array(flange_T_tcp.xyz)
+        self.ctrl.tcp_quat = np.array(flange_T_tcp.wxyz)
+
+    def set_payload(self, mass: float, center_of_mass: Sequence[float]) -> None:
+        com = np.asarray(center_of_mass, dtype=float)
+        self.payload = (float(mass), com)
+        extra = float(mass) - self._gripper_mass if self.model is not None else 0.0
+        self.ctrl.extra_payload = max(0.0, extra)
+        self.ctrl.extra_com = com

@@ -1,0 +1,180 @@
+"""The interfaces every backend implements: ``Arm`` and ``Gripper``, and the values they return.
+
+A backend subclasses ``Arm`` (and ``Gripper``), declares its ``Capabilities``, and registers
+itself under the ``rmskill.drivers`` entry-point group. ``rmskill check-driver`` proves it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rmskill.geometry import Pose
+
+
+@dataclass(frozen=True)
+class Wrench:
+    """Force [N] and torque [Nm] at the TCP, expressed in the base frame."""
+
+    force: np.ndarray
+    torque: np.ndarray
+
+    @property
+    def force_norm(self) -> float:
+        return float(np.linalg.norm(self.force))
+
+    @classmethod
+    def zero(cls) -> Wrench:
+        return cls(np.zeros(3), np.zeros(3))
+
+
+@dataclass(frozen=True)
+class ArmState:
+    """One snapshot of the arm, as its controller measured it.
+
+    Attributes:
+        time: Controller time in [s] (simulated time in simulation).
+        q: Joint positions in [rad].
+        dq: Joint velocities in [rad/s].
+        base_T_tcp: Measured TCP pose (through the TCP currently set on the arm).
+        tcp_velocity: Linear [m/s] and angular [rad/s] TCP velocity in the base frame, shape (6,).
+        wrench: External wrench at the TCP, payload compensated; ``None`` where not sensed.
+        gripper_width: Gripper opening in [m]; ``None`` without a gripper.
+    """
+
+    time: float
+    q: np.ndarray
+    dq: np.ndarray
+    base_T_tcp: Pose
+    tcp_velocity: np.ndarray
+    wrench: Wrench | None = None
+    gripper_width: float | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend declares about itself; skills and the safety envelope read it.
+
+    Attributes:
+        model: Arm model id, e.g. ``"ur5e"``, ``"fr3"``.
+        dof: Number of arm joints.
+        rate_hz: Native servo rate in [Hz] (UR 500, Franka 1000).
+        senses_wrench: Whether ``ArmState.wrench`` is measured.
+        freedrive: Whether ``freedrive(True)`` is supported.
+        simulated: True for simulators, whose ground truth evaluation may read.
+        realtime: True when time passes on its own (hardware, real-time simulation); the servo
+            watchdog only runs then.
+    """
+
+    model: str
+    dof: int
+    rate_hz: float
+    senses_wrench: bool
+    freedrive: bool = False
+    simulated: bool = False
+    realtime: bool = True
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GripperState:
+    """Gripper opening [m], whether it is moving, and whether it holds an object."""
+
+    width: float
+    moving: bool
+    object_detected: bool
+
+
+class Gripper(ABC):
+    """A parallel gripper. Blocking calls; widths in [m], speeds in [m/s], forces in [N]."""
+
+    #: Full opening in [m].
+    max_width: float = 0.0
+
+    @abstractmethod
+    def state(self) -> GripperState: ...
+
+    @abstractmethod
+    def move(self, width: float, speed: float | None = None, force: float | None = None) -> GripperState:
+        """Move to ``width``; stop early on an object. Returns the final state."""
+
+    def open(self) -> GripperState:
+        return self.move(self.max_width)
+
+    def close(self, force: float | None = None) -> GripperState:
+        """Close until an object stops the fingers (or fully); ``object_detected`` says which."""
+        return self.move(0.0, force=force)
+
+
+class Arm(ABC):
+    """One arm behind one interface. Use as a context manager: ``with arm: ...``.
+
+    Poses are ``base_T_tcp`` in the arm's base frame. ``servo`` streams targets: each call sets
+    the next target and returns once ``duration`` has passed (one native period by default);
+    the backend interpolates when the caller commands slower than the native rate.
+    """
+
+    capabilities: Capabilities
+    gripper: Gripper | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+    @abstractmethod
+    def connect(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool: ...
+
+    def __enter__(self) -> Arm:
+        if not self.connected:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- sensing ------------------------------------------------------------------------
+    @abstractmethod
+    def state(self) -> ArmState: ...
+
+    # --- motion -------------------------------------------------------------------------
+    @abstractmethod
+    def move_to(self, pose: Pose, speed: float = 0.1) -> None:
+        """Move the TCP to ``pose`` in a straight line at ``speed`` [m/s]; blocks until there."""
+
+    @abstractmethod
+    def move_joints(self, q: Sequence[float], speed: float = 0.5) -> None:
+        """Move to joint positions ``q`` [rad] at joint ``speed`` [rad/s]; blocks until there."""
+
+    @abstractmethod
+    def servo(self, pose: Pose, duration: float | None = None) -> None:
+        """Stream a TCP target reached over ``duration`` [s] (default one native period)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Decelerate to standstill and end any servo stream."""
+
+    def freedrive(self, on: bool) -> None:
+        """Hand-guiding (teach) mode, for TCP and fixture teaching."""
+        from rmskill.errors import DriverError
+
+        raise DriverError(f"{type(self).__name__} does not support freedrive")
+
+    # --- configuration ------------------------------------------------------------------
+    @abstractmethod
+    def set_tcp(self, flange_T_tcp: Pose) -> None:
+        """Tell the controller where the TCP is on the flange."""
+
+    @abstractmethod
+    def set_payload(self, mass: float, center_of_mass: Sequence[float]) -> None:
+        """Payload beyond the flange: mass [kg], centre of mass [m] in the flange frame."""
+
+    @property
+    def native_period(self) -> float:
+        return 1.0 / self.capabilities.rate_hz

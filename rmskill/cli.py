@@ -1,0 +1,189 @@
+"""The ``rmskill`` command line. Errors print one line and exit non-zero; ``--debug`` shows the traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rmskill import __version__, registry
+from rmskill.errors import ConfigError, RmskillError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="rmskill: precise robot skills on any arm (UR, Franka, MuJoCo).")
+out = Console()
+err_console = Console(stderr=True)
+
+ArmOpt = typer.Option(..., "--arm", help="Arm file (YAML).", exists=False)
+JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON result.")
+
+
+def _emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=float))
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show info logs."),
+) -> None:
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def info(
+    arm: Path | None = typer.Option(None, "--arm", help="Also describe this arm file."),
+    render: Path | None = typer.Option(None, "--render", help="Render the simulated cell to this PNG."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Versions, paths, and (with --arm) the arm, its fixtures and its calibration."""
+    from rmskill.calibration.store import CalibrationStore, rmskill_home
+
+    data: dict[str, Any] = {"rmskill": __version__, "python": platform.python_version(), "home": str(rmskill_home())}
+    for lib in ("mujoco", "torch", "numpy"):
+        try:
+            data[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            data[lib] = None
+    if arm is not None:
+        from rmskill.config import load_arm_config
+
+        cfg = load_arm_config(arm)
+        store = CalibrationStore(cfg.name)
+        stored = str(store.path) if store.path.is_file() else None
+        data["arm"] = {"name": cfg.name, "driver": cfg.driver, "model": cfg.model, "host": cfg.host,
+                       "fixtures": sorted(cfg.fixtures), "calibration": stored}
+    if render is not None:
+        if arm is None:
+            raise ConfigError("--render needs --arm (the simulated arm file to render)")
+        from rmskill.connect import connect
+
+        with connect(arm) as live:
+            if live.sim is None:
+                raise ConfigError(f"--render needs a simulated arm; '{arm}' uses driver '{live.config.driver}'")
+            live.sim.render(str(render))
+        data["render"] = str(render)
+    if as_json:
+        _emit_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"[bold]{key}[/bold]: {value}")
+
+
+@app.command()
+def drivers(as_json: bool = JsonOpt) -> None:
+    """Each backend, gripper and emulator installed, and whether its library imports."""
+    rows = []
+    for kind in ("driver", "gripper", "server"):
+        for name, plugin in sorted(registry.available(kind).items()):
+            try:
+                plugin.load()
+                ok, note = True, ""
+            except RmskillError as e:
+                ok, note = False, str(e)
+            rows.append({"kind": kind, "name": name, "target": plugin.target, "available": ok, "problem": note})
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table("kind", "name", "available", "entry point / problem")
+    for r in rows:
+        table.add_row(r["kind"], r["name"], "[green]yes[/green]" if r["available"] else "[red]no[/red]",
+                      r["target"] if r["available"] else r["problem"])
+    out.print(table)
+
+
+def _report_checks(results: list[dict], as_json: bool, title: str) -> None:
+    if as_json:
+        _emit_json({"ok": all(r["ok"] for r in results), "checks": results})
+    else:
+        table = Table("check", "result", "detail", title=title)
+        for r in results:
+            verdict = "[green]pass[/green]" if r["ok"] else "[red]FAIL[/red]"
+            table.add_row(r.get("name") or r.get("step", "?"), verdict, r["detail"])
+        out.print(table)
+    if not all(r["ok"] for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("check-driver")
+def check_driver_cmd(arm_file: Path = typer.Argument(..., help="Arm file of the arm to check."),
+                     as_json: bool = JsonOpt) -> None:
+    """Run the conformance suite against an arm; exit 0 only when every check passes."""
+    from rmskill.check import check_driver
+
+    results = [r.as_dict() for r in check_driver(arm_file)]
+    _report_checks(results, as_json, f"check-driver {arm_file}")
+
+
+@app.command("check-gripper")
+def check_gripper_cmd(
+    driver: str = typer.Argument(..., help="Gripper driver, e.g. robotiq."),
+    port: str = typer.Option(..., "--port", help="Serial port, e.g. /dev/ttyUSB0."),
+    model: str | None = typer.Option(None, "--model", help="Gripper model, e.g. 2f-85."),
+    timeout: float = typer.Option(1.0, "--timeout", help="Reply timeout [s]."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check a gripper's wiring: activate, close, report, open; exit 0 only when all worked."""
+    from rmskill.config import GripperConfig
+
+    plugin = registry.lookup("gripper", driver)
+    plugin.load()  # a missing library becomes a clear error here
+    checker = getattr(sys.modules[plugin.target.partition(":")[0]], "check_gripper", None)
+    if checker is None:
+        raise ConfigError(f"gripper driver '{driver}' has no check procedure")
+    results = checker(GripperConfig(driver=driver, port=port, model=model, timeout=timeout))
+    _report_checks(results, as_json, f"check-gripper {driver} on {port}")
+
+
+@app.command("sim-serve")
+def sim_serve(
+    backend: str = typer.Argument(..., help="Controller to emulate, e.g. ur."),
+    arm: Path = ArmOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+) -> None:
+    """Serve a simulated arm over a real controller's network interfaces (Ctrl-C stops)."""
+    from rmskill.config import load_arm_config
+
+    serve = registry.load("server", backend)
+    cfg = load_arm_config(arm)
+    err_console.print(f"serving a simulated {cfg.model} as a '{backend}' controller on {host} (Ctrl-C stops)")
+    try:
+        serve(cfg, host=host)
+    except KeyboardInterrupt:
+        err_console.print("stopped")
+
+
+def main() -> None:
+    """Console entry point: one clear line per error, the traceback only with ``--debug``."""
+    debug = "--debug" in sys.argv[1:]
+    if debug:  # accepted anywhere on the line, not only before the command
+        sys.argv = [sys.argv[0], "--debug", *[a for a in sys.argv[1:] if a != "--debug"]]
+    try:
+        app()  # usage errors and typer.Exit end here as SystemExit with their code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except RmskillError as e:
+        if debug:
+            raise
+        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except Exception as e:
+        if debug:
+            raise
+        err_console.print(f"error: {type(e).__name__}: {e} (run with --debug for the traceback)", markup=False,
+                          highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Skills, one folder each; found through the ``rmskill.skills`` entry points."""
