@@ -72,15 +72,15 @@ def _check_move_to(arm: SafeArm, config: ArmConfig) -> str:
     return f"reached 36 mm away within {err:.3f} mm, back within {back:.3f} mm"
 
 
-def _check_servo(arm: SafeArm) -> str:
+def _check_servo(arm: SafeArm, seconds: float = 1.0) -> str:
     rate = arm.capabilities.rate_hz
-    n = int(rate)  # one second of native-rate commands
+    n = int(rate * seconds)  # native-rate commands
     start = arm.state()
     wall = time.monotonic()
     worst = 0.0
     for i in range(1, n + 1):
         s = i / n
-        target = start.base_T_tcp.translated([0.0, 0.01 * math.sin(math.pi * s), 0.0])
+        target = start.base_T_tcp.translated([0.0, 0.01 * math.sin(math.pi * s), 0.0])  # a 10 mm arc
         arm.servo(target)
         if i % 50 == 0:
             worst = max(worst, arm.state().base_T_tcp.distance_mm(target))
@@ -89,9 +89,11 @@ def _check_servo(arm: SafeArm) -> str:
     sim_rate = n / (end.time - start.time)
     _expect(abs(sim_rate - rate) / rate < 0.05, f"controller time ran at {sim_rate:.0f} Hz, declared {rate:.0f} Hz")
     if arm.capabilities.realtime:
-        _expect(abs(n / wall - rate) / rate < 0.1, f"commands ran at {n / wall:.0f} Hz wall time, declared {rate:.0f}")
+        # A quarter of slack: a loaded 2-core CI machine running a simulator beside the caller.
+        _expect(abs(n / wall - rate) / rate < 0.25, f"commands ran at {n / wall:.0f} Hz wall time, declared {rate:.0f}")
     _expect(worst < 2.0, f"servo tracking error {worst:.2f} mm exceeds 2 mm on a 10 mm sine")
-    return f"{n} commands at {sim_rate:.0f} Hz, tracking error <= {worst:.3f} mm"
+    wall_rate = f", {n / wall:.0f} Hz wall time" if arm.capabilities.realtime else ""
+    return f"{n} commands at {sim_rate:.0f} Hz{wall_rate}, tracking error <= {worst:.3f} mm"
 
 
 def _check_stop(arm: SafeArm) -> str:
@@ -156,7 +158,7 @@ def _check_gripper(arm: SafeArm) -> str:
     return f"closed {closed.width * 1000:.1f} mm (object: {closed.object_detected}), open {opened.width * 1000:.1f} mm"
 
 
-def check_driver(arm_file: str | Path | ArmConfig) -> list[CheckResult]:
+def check_driver(arm_file: str | Path | ArmConfig, servo_seconds: float = 1.0) -> list[CheckResult]:
     """Run every check; a failure is recorded and the suite goes on where it safely can."""
     from rmskill.config import load_arm_config
     from rmskill.connect import connect, open_arm
@@ -189,7 +191,7 @@ def check_driver(arm_file: str | Path | ArmConfig) -> list[CheckResult]:
     try:
         run("state", lambda: _check_state(arm))
         run("move_to", lambda: _check_move_to(arm, config))
-        run("servo", lambda: _check_servo(arm))
+        run("servo", lambda: _check_servo(arm, servo_seconds))
         run("stop", lambda: _check_stop(arm))
         run("refuse_workspace", lambda: _check_workspace(arm, config))
         run("refuse_nan", lambda: _check_nan(arm))

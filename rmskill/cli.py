@@ -116,11 +116,12 @@ def _report_checks(results: list[dict], as_json: bool, title: str) -> None:
 
 @app.command("check-driver")
 def check_driver_cmd(arm_file: Path = typer.Argument(..., help="Arm file of the arm to check."),
+                     servo_seconds: float = typer.Option(1.0, "--servo-seconds", help="Servo stream length [s]."),
                      as_json: bool = JsonOpt) -> None:
     """Run the conformance suite against an arm; exit 0 only when every check passes."""
     from rmskill.check import check_driver
 
-    results = [r.as_dict() for r in check_driver(arm_file)]
+    results = [r.as_dict() for r in check_driver(arm_file, servo_seconds)]
     _report_checks(results, as_json, f"check-driver {arm_file}")
 
 
