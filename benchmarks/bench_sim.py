@@ -63,7 +63,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"| model | servo rate | physics dt | servo episode (x real time) | raw mj_step/s | raw (x real time) |")
+    print("| model | servo rate | physics dt | servo episode (x real time) | raw mj_step/s | raw (x real time) |")
     print("|---|---|---|---|---|---|")
     for model, r in results.items():
         print(f"| {model} | {r['servo_rate_hz']:.0f} Hz | {r['physics_dt_s'] * 1000:.0f} ms | "

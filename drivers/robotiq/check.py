@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from rmskill.drivers.robotiq.gripper import RobotiqGripper
-
 from rmskill.arm import GripperState
 from rmskill.config import GripperConfig
+from rmskill.drivers.robotiq.gripper import RobotiqGripper
 from rmskill.errors import RmskillError
 
 log = logging.getLogger(__name__)

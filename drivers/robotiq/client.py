@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 
 import serial
-from rmskill.drivers.robotiq import modbus
 
+from rmskill.drivers.robotiq import modbus
 from rmskill.errors import DriverError
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,8 @@ import logging
 import math
 import time
 
+from rmskill.arm import Gripper, GripperState
+from rmskill.config import GripperConfig
 from rmskill.drivers.robotiq import modbus
 from rmskill.drivers.robotiq.client import ModbusRtuClient
 from rmskill.drivers.robotiq.registers import (
@@ -31,9 +33,6 @@ from rmskill.drivers.robotiq.registers import (
     to_byte,
     width_to_position,
 )
-
-from rmskill.arm import Gripper, GripperState
-from rmskill.config import GripperConfig
 from rmskill.errors import ConfigError, DriverError
 
 log = logging.getLogger(__name__)

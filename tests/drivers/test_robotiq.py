@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 import serial
+
+from rmskill.config import GripperConfig
 from rmskill.drivers.robotiq import RobotiqGripper, SimulatedRobotiq, check_gripper, modbus
 from rmskill.drivers.robotiq.client import ModbusRtuClient
 from rmskill.drivers.robotiq.registers import (
@@ -19,8 +21,6 @@ from rmskill.drivers.robotiq.registers import (
     to_byte,
     width_to_position,
 )
-
-from rmskill.config import GripperConfig
 from rmskill.errors import ConfigError, DriverError
 
 TIMEOUT = 0.3  # reply timeout [s] used throughout
