@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -143,6 +144,129 @@ def check_gripper_cmd(
         raise ConfigError(f"gripper driver '{driver}' has no check procedure")
     results = checker(GripperConfig(driver=driver, port=port, model=model, timeout=timeout))
     _report_checks(results, as_json, f"check-gripper {driver} on {port}")
+
+
+@app.command()
+def calibrate(
+    procedure: str = typer.Argument(..., help="tcp, fixture, servo, payload, all, or show."),
+    arm: Path = ArmOpt,
+    fixture: str | None = typer.Option(None, "--fixture", help="Fixture to calibrate (default: every one)."),
+    method: str | None = typer.Option(None, "--method", help="Fixture method: touch (default) or teach."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Calibrate a new arm (TCP, fixtures, servo response, payload) and store the results."""
+    from rmskill.calibration.run import calibrate as run_calibration
+    from rmskill.calibration.run import show
+    from rmskill.config import load_arm_config
+
+    if procedure == "show":
+        data = show(arm)
+    elif load_arm_config(arm).driver == "mujoco":  # no operator prompts: a spinner is safe
+        with err_console.status(f"calibrating {procedure} on {arm} ..."):
+            data = run_calibration(procedure, arm, fixture=fixture, method=method)
+    else:
+        data = run_calibration(procedure, arm, fixture=fixture, method=method)
+    if as_json:
+        _emit_json(data)
+    else:
+        out.print_json(data=data)
+
+
+@app.command("run")
+def run_skill(
+    skill: str = typer.Argument(..., help="Skill name, e.g. plate_placement."),
+    arm: Path = ArmOpt,
+    target: str = typer.Option(..., "--target", help="Fixture name in the arm file."),
+    weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run a skill once on an arm, from where the arm is."""
+    from rmskill.evaluate import run_once
+
+    data = run_once(skill, arm, target, weights=weights)
+    if as_json:
+        _emit_json(data)
+    else:
+        out.print_json(data=data)
+    if not data.get("success"):
+        raise typer.Exit(1)
+
+
+def _progress(total: int, label: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
+                    TimeRemainingColumn(), console=err_console, transient=False)
+
+
+@app.command("eval")
+def eval_skill(
+    skill: str = typer.Argument(..., help="Skill name, e.g. plate_placement."),
+    arm: Path = ArmOpt,
+    episodes: int = typer.Option(50, "--episodes", help="Number of randomized episodes."),
+    seed: int = typer.Option(0, "--seed", help="Seed for start poses and simulator noise."),
+    weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Evaluate a skill over randomized simulated episodes: success rate and error statistics."""
+    from rmskill.evaluate import evaluate
+
+    results: list[dict] = []
+    with _progress(episodes, "eval") as bar:
+        task = bar.add_task("eval", total=episodes, stats="")
+
+        def tick(i: int, record: dict) -> None:
+            results.append(record)
+            ok = sum(r["success"] for r in results) / len(results)
+            err = np.nanmean([r["translation_error_mm"] for r in results])
+            bar.update(task, advance=1, stats=f"success {ok:.0%}  mean error {err:.3f} mm")
+
+        data = evaluate(skill, arm, episodes, seed=seed, weights=weights, progress=tick)
+    if as_json:
+        _emit_json(data)
+        return
+    table = Table("metric", "mean", "p50", "p95", "max", title=f"{skill} on {arm}: {episodes} episodes")
+    for key in ("translation_error_mm", "rotation_error_deg"):
+        s = data[key]
+        table.add_row(key, *(f"{s[k]:.3f}" for k in ("mean", "p50", "p95", "max")))
+    out.print(table)
+    out.print(f"success rate {data['success_rate']:.1%}, peak force mean {data['peak_force_n']['mean']:.1f} N, "
+              f"max {data['peak_force_n']['max']:.1f} N")
+
+
+@app.command()
+def finetune(
+    skill: str = typer.Argument(..., help="Skill name, e.g. plate_placement."),
+    arm: Path = ArmOpt,
+    method: str = typer.Option("role-model", "--method", help="role-model, residual, or hybrid."),
+    episodes: int = typer.Option(200, "--episodes", help="Total episodes (including resumed ones)."),
+    out_dir: Path = typer.Option(..., "--out", help="Run directory (episodes, checkpoints, weights)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    reward: str = typer.Option("arm", "--reward", help="arm (measured, default), truth (simulator), operator."),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fine-tune a skill's residual corrector on site, without demonstrations."""
+    from rmskill.finetune import finetune as run_finetune
+
+    seen: list[dict] = []
+    with _progress(episodes, f"finetune {method}") as bar:
+        task = bar.add_task("finetune", total=episodes, stats="")
+
+        def tick(i: int, record: dict) -> None:
+            seen.append(record)
+            recent = seen[-20:]
+            ok = sum(r["success"] for r in recent) / len(recent)
+            errs = [r["truth"]["translation_error_mm"] for r in recent if r.get("truth")]
+            err = f"  mean error {np.nanmean(errs):.3f} mm" if errs else ""
+            bar.update(task, completed=i + 1, stats=f"episode {i + 1}  success(last 20) {ok:.0%}{err}")
+
+        data = run_finetune(skill, arm, method, episodes, out_dir, resume=resume, reward=reward, seed=seed,
+                            progress=tick)
+    if as_json:
+        _emit_json(data)
+    else:
+        out.print_json(data=data)
 
 
 @app.command("sim-serve")

@@ -34,9 +34,14 @@ def connect(arm_file_or_config: str | Path | ArmConfig | dict, *, calibrated: bo
         raise
     except Exception as err:  # a backend library's own exception: say which arm and where
         raise DriverError(f"could not connect to {config.driver} arm '{config.name}' at {config.host}: {err}") from err
-    tcp = CalibrationStore(config.name).tcp() if calibrated else None
+    store = CalibrationStore(config.name)
+    tcp = store.tcp() if calibrated else None
     if tcp is not None:
         log.info("using the calibrated TCP of '%s': %s", config.name, tcp)
     driver.set_tcp(tcp or config.flange_T_tcp)
-    driver.set_payload(config.gripper.mass, config.gripper.center_of_mass)
+    payload = store.load().get("payload") if calibrated else None
+    if payload and "mass" in payload and "center_of_mass" in payload:
+        driver.set_payload(payload["mass"], payload["center_of_mass"])
+    else:
+        driver.set_payload(config.gripper.mass, config.gripper.center_of_mass)
     return SafeArm(driver, config)

@@ -1,0 +1,57 @@
+"""The hybrid: TD3's critic-driven actor update plus RM-RL's role-model regression on the same
+corrector, with RM-RL's per-episode exploration. Actor loss = -Q + ``bc_weight`` x role-model MSE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rmskill.learning.episodes import Episode
+from rmskill.learning.residual import ResidualConfig, ResidualFineTuner
+from rmskill.learning.role_model import RoleModelConfig, role_model_labels
+
+
+@dataclass
+class HybridConfig(ResidualConfig):
+    bc_weight: float = 20.0  # weight of the role-model regression against -Q
+    role: RoleModelConfig | None = None
+
+
+class HybridFineTuner(ResidualFineTuner):
+    method = "hybrid"
+
+    def __init__(self, obs_dim: int, act_dim: int, config: HybridConfig | None = None, seed: int = 0):
+        config = config or HybridConfig()
+        self.role = config.role or RoleModelConfig()
+        super().__init__(obs_dim, act_dim, config, seed)
+        self.history: list[Episode] = []
+        self.labels: tuple[torch.Tensor, ...] | None = None
+
+    def begin_episode(self) -> np.ndarray:
+        role = self.role
+        std = max(role.explore_min, role.explore_std * role.explore_decay ** len(self.history))
+        self.corrector.noise = self.rng.normal(0.0, std, self.act_dim)
+        return self.corrector.noise
+
+    def act(self, obs: np.ndarray, base: np.ndarray) -> np.ndarray:
+        return self.corrector(obs, base)
+
+    def end_episode(self, episode: Episode) -> None:
+        self.history.append(episode)
+        if len(self.history) % self.role.relabel_every == 0:
+            obs, base, label = role_model_labels(self.history, self.role.group_radius, self.role.min_reward,
+                                                 self.role.scale)
+            self.labels = tuple(torch.as_tensor(a, dtype=torch.float32) for a in (obs, base, label)) \
+                if len(obs) else None
+        super().end_episode(episode)
+
+    def actor_loss(self, obs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        loss = super().actor_loss(obs, base)
+        if self.labels is not None:
+            o, b, y = self.labels
+            i = torch.randint(0, len(o), (self.cfg.batch,))
+            loss = loss + self.cfg.bc_weight * torch.mean((self.actor(o[i], b[i]) - y[i]) ** 2)
+        return loss

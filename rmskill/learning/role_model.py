@@ -1,0 +1,137 @@
+"""RM-RL: role-model fine-tuning of the residual corrector (Chen et al., ICRA 2026).
+
+Trials that start from similar states are peers. In each group the trial with the highest reward
+is the role model; its executed actions become the supervised labels of all its peers (the label
+of a peer's step t is the role model's action at step t, minus the peer's own base action there:
+the correction that would have made the peer act as the role model did). The corrector is fitted
+to all labelled data by regression; every ``relabel_every`` episodes the groups and role models
+are chosen again (better trials take over) and all labelled data is replayed offline.
+
+Similar initial states: the TCP pose in the nest frame where the policy takes over (x, y, z in mm,
+yaw in deg), Euclidean distance under ``group_radius``; groups grow greedily in arrival order.
+Exploration: one Gaussian offset per episode added to every correction of that episode, so a
+trial tests one consistent aim (a site offset is consistent); its spread decays as trials improve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rmskill.learning.corrector import Corrector, CorrectorNet
+from rmskill.learning.episodes import Episode
+
+
+@dataclass
+class RoleModelConfig:
+    """Hyperparameters; normalised action units unless stated."""
+
+    hidden: int = 64
+    scale: float = 0.2  # bound on the correction
+    explore_std: float = 0.06  # initial per-episode exploration offset
+    explore_decay: float = 0.985  # per episode
+    explore_min: float = 0.01
+    group_radius: float = 2.0  # [mm and deg] initial-state distance for peers
+    min_reward: float = 0.0  # a role model must at least have seated the plate
+    relabel_every: int = 5  # episodes between relabel-and-replay rounds
+    epochs: int = 40  # offline passes over all labelled data per round ...
+    max_steps: int = 600  # ... at most this many gradient steps per round
+    batch: int = 256
+    lr: float = 2e-3
+
+
+def group_trials(initials: np.ndarray, radius: float) -> list[list[int]]:
+    """Greedy grouping: each trial joins the first group whose founder is within ``radius``."""
+    groups: list[list[int]] = []
+    founders: list[np.ndarray] = []
+    for i, x in enumerate(initials):
+        for g, f in zip(groups, founders, strict=True):
+            if np.linalg.norm(x - f) <= radius:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+            founders.append(x)
+    return groups
+
+
+def role_model_labels(episodes: list[Episode], radius: float, min_reward: float,
+                      scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(obs, base, label) for every step of every trial that has a role model."""
+    groups = group_trials(np.array([e.initial for e in episodes]), radius)
+    obs, base, label = [], [], []
+    for group in groups:
+        best = max(group, key=lambda i: episodes[i].reward)
+        role = episodes[best]
+        if role.reward < min_reward or len(role.obs) == 0:
+            continue
+        acted = role.executed
+        for i in group:
+            peer = episodes[i]
+            steps = np.minimum(np.arange(len(peer.obs)), len(acted) - 1)
+            obs.append(peer.obs)
+            base.append(peer.base)
+            label.append(np.clip(acted[steps] - peer.base, -scale, scale))
+    if not obs:
+        return np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0))
+    return np.concatenate(obs), np.concatenate(base), np.concatenate(label)
+
+
+class RoleModelFineTuner:
+    """The learner behind ``rmskill finetune --method role-model``."""
+
+    method = "role-model"
+
+    def __init__(self, obs_dim: int, act_dim: int, config: RoleModelConfig | None = None, seed: int = 0):
+        self.cfg = config or RoleModelConfig()
+        self.act_dim = act_dim
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.net = CorrectorNet(obs_dim, act_dim, self.cfg.hidden, self.cfg.scale)
+        self.corrector = Corrector.from_net(self.net)
+        self.episodes: list[Episode] = []
+        self.normalised = False
+        self.last_loss = float("nan")
+
+    @property
+    def explore_std(self) -> float:
+        cfg = self.cfg
+        return max(cfg.explore_min, cfg.explore_std * cfg.explore_decay ** len(self.episodes))
+
+    def begin_episode(self) -> np.ndarray:
+        noise = self.rng.normal(0.0, self.explore_std, self.act_dim)
+        self.corrector.noise = noise
+        return noise
+
+    def act(self, obs: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """The executed correction: the corrector's, plus this episode's exploration offset."""
+        return self.corrector(obs, base)
+
+    def end_episode(self, episode: Episode) -> None:
+        self.corrector.noise = None
+        self.episodes.append(episode)
+        if len(self.episodes) % self.cfg.relabel_every == 0:
+            self.update()
+
+    def update(self) -> None:
+        """Relabel with the current role models, then replay all labelled data offline."""
+        cfg = self.cfg
+        obs, base, label = role_model_labels(self.episodes, cfg.group_radius, cfg.min_reward, cfg.scale)
+        if len(obs) == 0:
+            return
+        if not self.normalised:
+            self.net.set_normalisation(obs.mean(axis=0), obs.std(axis=0))
+            self.normalised = True
+        o, b, y = (torch.as_tensor(a, dtype=torch.float32) for a in (obs, base, label))
+        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        steps = min(cfg.max_steps, cfg.epochs * -(-len(o) // cfg.batch))
+        for _ in range(steps):
+            idx = torch.randint(0, len(o), (cfg.batch,))
+            loss = torch.mean((self.net(o[idx], b[idx]) - y[idx]) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.last_loss = float(loss.detach())
+        self.corrector = Corrector.from_net(self.net)

@@ -1,0 +1,106 @@
+"""The fine-tuning building blocks on their own: corrector, episode log, role-model labels, learners."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rmskill.learning.corrector import Corrector, CorrectorNet, load_corrector
+from rmskill.learning.episodes import Episode, EpisodeStore
+from rmskill.learning.outcome import ArmMeasuredOutcome
+from rmskill.learning.role_model import RoleModelFineTuner, group_trials, role_model_labels
+
+OBS, ACT = 17, 4
+
+
+BASE = np.tanh(np.random.default_rng(99).normal(size=(30, ACT)))  # the base policy's plan, shared by all
+
+
+def episode(rng, reward: float, offset: float, steps: int = 30, start=(0.0, 0.0, -15.0, 0.0)) -> Episode:
+    obs = rng.normal(size=(steps, OBS))
+    obs[:, :4] = start
+    base = BASE[:steps] + rng.normal(0.0, 0.01, size=(steps, ACT))
+    return Episode(obs, base, np.full((steps, ACT), offset), reward)
+
+
+def test_corrector_starts_at_zero_and_round_trips(tmp_path):
+    net = CorrectorNet(OBS, ACT, scale=0.2)
+    c = Corrector.from_net(net)
+    obs, base = np.ones(OBS), np.zeros(ACT)
+    np.testing.assert_array_equal(c(obs, base), np.zeros(ACT))
+    with __import__("torch").no_grad():
+        for p in net.parameters():
+            p.add_(0.3)
+    c = Corrector.from_net(net)
+    import torch
+
+    with torch.no_grad():
+        expected = net(torch.as_tensor(obs, dtype=torch.float32)[None], torch.zeros(1, ACT)).numpy()[0]
+    np.testing.assert_allclose(c(obs, base), expected, atol=1e-5)  # numpy inference = torch
+    assert np.all(np.abs(c(obs * 100, base)) <= 0.2 + 1e-9)  # bounded
+    c.save(tmp_path)
+    np.testing.assert_allclose(load_corrector(tmp_path)(obs, base), c(obs, base), atol=1e-6)
+    assert load_corrector(tmp_path / "nothing") is None
+
+
+def test_episode_store_survives_a_torn_last_line(tmp_path):
+    store = EpisodeStore(tmp_path)
+    rng = np.random.default_rng(0)
+    for r in (0.5, 0.9):
+        store.append(episode(rng, r, 0.0), {"target": "shelf_1"})
+    with open(store.index, "a") as f:
+        f.write('{"episode": 3, "fi')  # a kill mid-write
+    records = store.records()
+    assert [r["episode"] for r in records] == [1, 2]
+    ep = store.load(records[1])
+    assert ep.reward == 0.9 and ep.obs.shape == (30, OBS)
+    # Readable without rmskill: numpy and json.
+    raw = np.load(tmp_path / records[0]["file"])
+    assert set(raw.files) == {"obs", "base", "correction"}
+    assert json.loads(store.index.read_text().splitlines()[0])["target"] == "shelf_1"
+
+
+def test_groups_and_role_model_labels():
+    rng = np.random.default_rng(1)
+    near = [episode(rng, r, off) for r, off in ((0.2, 0.05), (0.9, -0.1), (0.5, 0.0))]
+    far = [episode(rng, -1.0, 0.1, start=(6.0, 0.0, -15.0, 0.0))]  # its own group, never seated
+    groups = group_trials(np.array([e.initial for e in near + far]), radius=2.0)
+    assert groups == [[0, 1, 2], [3]]
+    obs, _base, label = role_model_labels(near + far, radius=2.0, min_reward=0.0, scale=0.2)
+    assert len(obs) == 90  # the failed lone trial has no role model: no labels
+    role = near[1]
+    # Each peer's label makes it act as the role model did at the same step.
+    np.testing.assert_allclose(label[:30], np.clip(role.executed - near[0].base, -0.2, 0.2))
+    np.testing.assert_allclose(label[30:60], role.executed - role.base)  # the role model labels itself
+    assert abs(np.mean(label[:30]) - (-0.1)) < 0.02
+
+
+def test_role_model_learner_moves_toward_the_best_trial():
+    learner = RoleModelFineTuner(OBS, ACT, seed=0)
+    rng = np.random.default_rng(2)
+    for k in range(10):
+        offset = 0.1 if k == 3 else 0.0
+        learner.begin_episode()
+        learner.end_episode(episode(rng, 1.0 if k == 3 else 0.1, offset))
+    probe = episode(rng, 0.0, 0.0)
+    predicted = np.array([learner.corrector.mean_correction(o, b) for o, b in zip(probe.obs, probe.base, strict=True)])
+    assert np.mean(predicted) == pytest.approx(0.1, abs=0.03)
+
+
+def test_arm_measured_outcome_prefers_a_clean_insertion():
+    class Result:
+        peak_force_n, message = 8.0, ""
+
+    clean = np.zeros((20, OBS))
+    clean[:, 2] = np.linspace(-15, 0, 20)
+    clean[-5:, 13] = -5.0  # the nest pushes back: seated
+    clean[-5:, 16] = 1.0
+    rubbing = clean.copy()
+    rubbing[-8:, 11] = 4.0  # a guide wall pushes sideways
+    rubbing[-8:, 16] = 1.0
+    jammed = clean.copy()
+    jammed[:, 2] = np.linspace(-15, -6, 20)  # stopped on the wall top
+    outcome = ArmMeasuredOutcome()
+    a, b, c = outcome(Result(), clean), outcome(Result(), rubbing), outcome(Result(), jammed)
+    assert a.success and b.success and not c.success
+    assert a.reward > b.reward > c.reward
