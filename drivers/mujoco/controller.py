@@ -39,7 +39,9 @@ class CartesianImpedance:
         self.target_quat = np.array([1.0, 0.0, 0.0, 0.0])
         self.target_q = self.home.copy()
         self.mode = "cartesian"
-        self.extra_payload = 0.0  # [kg] beyond what the model already carries
+        # The load the arm actually carries beyond its own links (the held plate), fed forward the
+        # way a stiff position loop rejects a static load: tracking does not sag under it.
+        self.extra_payload = 0.0  # [kg]
         self.extra_com = np.zeros(3)  # [m] in the flange frame
         # Cached views into the data this controller drives.
         self._qpos, self._qvel = data.qpos[:n], data.qvel[:n]

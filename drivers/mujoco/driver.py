@@ -258,8 +258,6 @@ class MujocoArm(Arm):
         self.ctrl.tcp_quat = np.array(flange_T_tcp.wxyz)
 
     def set_payload(self, mass: float, center_of_mass: Sequence[float]) -> None:
-        com = np.asarray(center_of_mass, dtype=float)
-        self.payload = (float(mass), com)
-        extra = float(mass) - self._gripper_mass if self.model is not None else 0.0
-        self.ctrl.extra_payload = max(0.0, extra)
-        self.ctrl.extra_com = com
+        """The payload the wrist F/T reading is compensated with (the controller's own load
+        rejection does not depend on it, as on a position-controlled arm)."""
+        self.payload = (float(mass), np.asarray(center_of_mass, dtype=float))

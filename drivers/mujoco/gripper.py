@@ -59,4 +59,18 @@ class SimGripper(Gripper):
             arm.advance(0.01)
             if not self.state().moving:
                 break
-        return self.state()
+        state = self.state()
+        arm.sim.holding(self._plate_between_pads())
+        return state
+
+    def _plate_between_pads(self) -> bool:
+        """True when both finger pads touch the plate (contact, not a guess from the width)."""
+        m, d = self._arm.model, self._arm.data
+        plate = m.geom("plate").id
+        pads = {m.geom("pad_left").id, m.geom("pad_right").id}
+        touching = set()
+        for c in d.contact[: d.ncon]:
+            pair = {c.geom1, c.geom2}
+            if plate in pair and pair & pads:
+                touching |= pair & pads
+        return touching == pads

@@ -97,12 +97,26 @@ class SimWorld:
             self.grasp = self.sample_grasp()
             self._set_plate(self.tcp_pose() @ self.grasp)
             self._close_fingers_on_plate()
+            self.holding(True)
         else:
-            self.grasp = None
+            self.holding(False)
             self._set_plate(Pose([0.0, -0.6, 0.0075]))  # parked on the table, out of reach
             mujoco.mj_forward(m, d)
         arm.advance(0.3)  # settle: the episode starts at rest
         arm.hold()
+
+    def holding(self, held: bool) -> None:
+        """Record whether the plate is in the gripper; the controller carries its weight if so."""
+        from rmskill.drivers.mujoco.workcell import PLATE_MASS
+
+        ctrl = self.arm.ctrl
+        if held:
+            self.grasp = self.tcp_pose().inverse() @ self.plate_pose()
+            flange_T_plate = self.flange_T_tcp() @ self.grasp
+            ctrl.extra_payload, ctrl.extra_com = PLATE_MASS, np.array(flange_T_plate.xyz)
+        else:
+            self.grasp = None
+            ctrl.extra_payload = 0.0
 
     def _close_fingers_on_plate(self) -> None:
         """Start with the fingers touching the plate and squeezing (an already gripped plate)."""

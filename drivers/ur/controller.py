@@ -1,0 +1,241 @@
+"""The emulated UR controller: registers, robot and safety modes, and the 500 Hz control loop.
+
+One thread owns the simulated arm and steps it every period in real time; the RTDE, dashboard
+and script servers only touch it through this class, under its lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from rmskill.arm import Arm
+from rmskill.config import ArmConfig
+from rmskill.geometry import Pose
+
+from .kinematic_arm import URKinematics
+from .motion import Motion, Setpoint
+
+log = logging.getLogger(__name__)
+
+ROBOT_MODE = {"POWER_OFF": 3, "IDLE": 5, "RUNNING": 7}
+SAFETY_NORMAL, SAFETY_PROTECTIVE_STOP = 1, 3
+RUNTIME_STOPPED, RUNTIME_PLAYING = 1, 2
+N_REG = 48
+SETTLE_MM = 0.05  # [mm] a move has arrived when the TCP is this close to its target
+SETTLE_TIMEOUT = 0.5  # [s] longest wait for that after the motion profile has ended
+
+
+class Registers:
+    """The controller's general-purpose RTDE registers (inputs written by clients, outputs by programs)."""
+
+    def __init__(self) -> None:
+        self.input = {"int": [0] * N_REG, "double": [0.0] * N_REG, "bit": [False] * 128}
+        self.output = {"int": [0] * N_REG, "double": [0.0] * N_REG, "bit": [False] * 128}
+        self.other_inputs: dict[str, Any] = {}
+        self.owners: dict[str, object] = {}
+
+    def claim(self, names: list[str], owner: object) -> list[str]:
+        """Give ``names`` to ``owner``; returns those already owned by someone else (IN_USE)."""
+        in_use = [n for n in names if self.owners.get(n, owner) is not owner]
+        if not in_use:
+            for n in names:
+                self.owners[n] = owner
+        return in_use
+
+    def release(self, owner: object) -> bool:
+        """Free what ``owner`` held; True if it held any."""
+        held = [n for n, o in self.owners.items() if o is owner]
+        for n in held:
+            del self.owners[n]
+        return bool(held)
+
+
+class Controller:
+    """A UR controller around one simulated ``Arm``, stepped at ``1 / period`` Hz in real time."""
+
+    def __init__(self, arm: Arm, config: ArmConfig, period: float = 0.002):
+        self.arm, self.config, self.period = arm, config, period
+        self.kin = URKinematics(config.model)
+        self.kin.flange_T_tcp = config.flange_T_tcp
+        self.lock = threading.RLock()
+        self.registers = Registers()
+        self.robot_mode = ROBOT_MODE["RUNNING"]
+        self.safety_mode = SAFETY_NORMAL
+        self.program: Any = None  # a ControlProgram while one runs
+        self.program_name = "<unnamed>"
+        self.motion: Motion | None = None
+        self.freedrive = False
+        self.payload = (0.0, [0.0, 0.0, 0.0])
+        #: Safety force limit [N]; UR's default for normal mode is 150 N.
+        self.force_limit = float(config.options.get("emulator_force_limit", 150.0))
+        self.tick_count = 0
+        self._settling = 0.0
+        self.overruns = 0
+        self.subscribers: list[Callable[[int, dict[str, Any]], None]] = []
+        self.state = arm.state()
+        self._hold = Setpoint(pose=self.state.base_T_tcp)
+
+    # --- control loop ---------------------------------------------------------------------
+    def run(self, stop_event: threading.Event) -> None:
+        """Step every ``period`` [s] until ``stop_event`` is set (absolute deadlines, no drift)."""
+        deadline = time.monotonic()
+        while not stop_event.is_set():
+            self.tick()
+            deadline += self.period
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -10 * self.period:  # far behind: skip ahead instead of bursting
+                self.overruns += 1
+                deadline = time.monotonic()
+
+    def tick(self) -> None:
+        """One control period: run the program, move the arm, publish the state."""
+        with self.lock:
+            if self.program is not None:
+                self.program.step()
+            self._step_arm()
+            snapshot = self.snapshot()
+            self.tick_count += 1
+        for publish in list(self.subscribers):
+            try:
+                publish(self.tick_count, snapshot)
+            except Exception:  # one bad client must not stop the arm's control loop
+                log.exception("publishing state failed; dropping that subscriber")
+                self.subscribers.remove(publish)
+
+    def _step_arm(self) -> None:
+        motion = self.motion
+        if motion is not None and self.robot_mode == ROBOT_MODE["RUNNING"] and not self.freedrive:
+            self._hold = motion.step(self.period)
+        servo_joints = getattr(self.arm, "servo_joints", None)
+        if self._hold.q is not None and servo_joints is not None:
+            servo_joints(self._hold.q, self.period)
+        else:  # arms without joint servo follow the joint path through its TCP poses
+            pose = self._hold.pose if self._hold.pose is not None else self.kin.forward(self._hold.q)  # type: ignore[arg-type]
+            self.arm.servo(pose, self.period)
+        self.state = self.arm.state()
+        wrench = self.state.wrench
+        if wrench is not None and wrench.force_norm > self.force_limit and self.safety_mode == SAFETY_NORMAL:
+            self.protective_stop(f"TCP force {wrench.force_norm:.0f} N above the {self.force_limit:.0f} N limit")
+            return
+        if motion is not None and motion.done:
+            # like a real controller, a move ends once the arm has arrived (or gives up settling)
+            if not self._arrived(self._hold) and self._settling < SETTLE_TIMEOUT:
+                motion.done = False
+                self._settling += self.period
+            else:
+                self.motion, self._settling = None, 0.0
+
+    def _arrived(self, setpoint: Setpoint) -> bool:
+        if setpoint.q is not None:
+            return float(np.max(np.abs(self.state.q - setpoint.q))) < 1e-4
+        assert setpoint.pose is not None
+        return self.state.base_T_tcp.distance_mm(setpoint.pose) < SETTLE_MM
+
+    # --- commands used by programs and servers ----------------------------------------------
+    def start_motion(self, motion: Motion | None) -> None:
+        """Replace the current motion; ``None`` stops and holds the measured pose."""
+        self.motion, self._settling = motion, 0.0
+        if motion is None:
+            self.hold_here()
+
+    def hold_here(self) -> None:
+        self._hold = Setpoint(pose=self.state.base_T_tcp)
+
+    def set_tcp(self, flange_T_tcp: Pose) -> None:
+        self.kin.flange_T_tcp = flange_T_tcp
+        self.arm.set_tcp(flange_T_tcp)
+        self.state = self.arm.state()
+        if self.motion is None:
+            self.hold_here()
+
+    def set_payload(self, mass: float, cog: list[float]) -> None:
+        self.payload = (float(mass), [float(c) for c in cog])
+        self.arm.set_payload(mass, cog)
+
+    def set_freedrive(self, on: bool) -> None:
+        self.freedrive = on
+        self.motion = None
+        self.arm.freedrive(on)
+        self.hold_here()
+
+    def stop_program(self, reason: str) -> None:
+        if self.program is not None:
+            log.info("control program stopped: %s", reason)
+        self.program = None
+        self.start_motion(None)
+
+    def load_program(self, program: Any, name: str) -> bool:
+        """Start ``program`` (replacing any running one); refused unless the arm is running."""
+        with self.lock:
+            if self.robot_mode != ROBOT_MODE["RUNNING"] or self.safety_mode != SAFETY_NORMAL:
+                log.warning("program '%s' refused: robot mode %d, safety mode %d", name, self.robot_mode,
+                            self.safety_mode)
+                return False
+            self.stop_program("replaced by a new program")
+            self.program, self.program_name = program, name
+            return True
+
+    def protective_stop(self, reason: str) -> None:
+        """Stop the arm and the program, as the safety system does."""
+        with self.lock:
+            log.warning("protective stop: %s", reason)
+            self.safety_mode = SAFETY_PROTECTIVE_STOP
+            self.stop_program(f"protective stop ({reason})")
+            self.arm.stop()
+
+    def unlock_protective_stop(self) -> bool:
+        with self.lock:
+            was = self.safety_mode == SAFETY_PROTECTIVE_STOP
+            self.safety_mode = SAFETY_NORMAL
+            return was
+
+    def set_robot_mode(self, mode: str) -> None:
+        with self.lock:
+            self.robot_mode = ROBOT_MODE[mode]
+            if mode != "RUNNING":
+                self.stop_program(f"robot mode {mode}")
+
+    def release(self, owner: object) -> None:
+        """An RTDE client went away; if it drove the program's registers, stop the program."""
+        with self.lock:
+            if self.registers.release(owner) and self.program is not None:
+                self.stop_program("RTDE connection of the control client lost")
+
+    # --- state ------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The RTDE output values of this period, by variable name (registers included)."""
+        s, regs = self.state, self.registers
+        running = self.program is not None
+        normal = self.safety_mode == SAFETY_NORMAL
+        wrench = np.r_[s.wrench.force, s.wrench.torque] if s.wrench is not None else np.zeros(6)
+        tcp = s.base_T_tcp.to_ur()
+        target = self._hold.pose.to_ur() if self._hold.pose is not None else tcp
+        values: dict[str, Any] = {
+            "timestamp": self.tick_count * self.period,  # controller time [s], one step per period
+            "actual_q": s.q.tolist(), "target_q": s.q.tolist(),
+            "actual_qd": s.dq.tolist(), "target_qd": s.dq.tolist(),
+            "actual_TCP_pose": tcp, "target_TCP_pose": target,
+            "actual_TCP_speed": s.tcp_velocity.tolist(), "target_TCP_speed": s.tcp_velocity.tolist(),
+            "actual_TCP_force": wrench.tolist(), "ft_raw_wrench": wrench.tolist(),
+            "robot_mode": self.robot_mode, "safety_mode": self.safety_mode, "safety_status": self.safety_mode,
+            "joint_mode": [253] * 6, "runtime_state": RUNTIME_PLAYING if running else RUNTIME_STOPPED,
+            "robot_status_bits": int(self.robot_mode != ROBOT_MODE["POWER_OFF"]) | (int(running) << 1),
+            "safety_status_bits": (1 if normal else 0) | (0 if normal else 1 << 2),
+            "speed_scaling": 1.0, "target_speed_fraction": 1.0,
+            "actual_main_voltage": 48.0, "actual_robot_voltage": 48.0, "joint_temperatures": [30.0] * 6,
+            "payload": self.payload[0], "payload_cog": self.payload[1],
+            "tcp_offset": self.kin.flange_T_tcp.to_ur(), "actual_execution_time": 0.1,
+        }
+        for direction, bank in (("input", regs.input), ("output", regs.output)):
+            for kind in ("int", "double"):
+                for i, v in enumerate(bank[kind]):
+                    values[f"{direction}_{kind}_register_{i}"] = v
+        return values

@@ -1,0 +1,78 @@
+"""The script port (30003): receives URScript programs and runs the ones this emulator knows.
+
+ur_rtde sends its control program as ``def rtde_control(): ... end``. The emulator recognises it,
+reads the register offsets it was configured with, and runs ``ControlProgram`` in its place.
+Other programs are logged and ignored (no URScript interpreter here).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from typing import TYPE_CHECKING
+
+from .control_program import ControlProgram
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
+
+log = logging.getLogger(__name__)
+
+_DEF = re.compile(r"^def\s+(\w+)\s*\(\s*\)\s*:\s*$")
+_OFFSET = re.compile(r"global\s+reg_offset_(float|int)\s*=\s*(?:# \w+ register offset\n)?\s*(\d+)")
+
+
+def complete_programs(buf: str) -> tuple[list[tuple[str, str]], str]:
+    """Split received text into finished ``def name(): ... end`` programs and the unfinished rest.
+
+    A program ends at an ``end`` line that is not indented. Lines outside a ``def`` are
+    returned as one-line programs named ``""``.
+    """
+    programs: list[tuple[str, str]] = []
+    lines = buf.split("\n")
+    rest = lines.pop()  # text after the last newline is not complete yet
+    start, name = None, ""
+    for i, line in enumerate(lines):
+        if start is None:
+            m = _DEF.match(line)
+            if m:
+                start, name = i, m.group(1)
+            elif line.strip():
+                programs.append(("", line))
+        elif line.rstrip() == "end":
+            programs.append((name, "\n".join(lines[start : i + 1])))
+            start = None
+    if start is not None:
+        rest = "\n".join([*lines[start:], rest])
+    return programs, rest
+
+
+def run_program(emulator: Emulator, name: str, text: str) -> None:
+    """Start a received program on the controller, if the emulator knows how to run it."""
+    c = emulator.controller
+    if name == "rtde_control" or "RTDE Control Script" in text:
+        offsets = {kind: int(value) for kind, value in _OFFSET.findall(text)}
+        with c.lock:
+            program = ControlProgram(c, offsets.get("float", 0), offsets.get("int", 0))
+            if c.load_program(program, name or "rtde_control"):
+                log.info("running ur_rtde control program (register offsets %s)", offsets or "0")
+        return
+    if name == "" and text.strip().startswith(("stopl", "stopj")):
+        with c.lock:
+            c.stop_program(f"script command {text.strip()}")
+        return
+    log.warning("script '%s' (%d bytes) is not something this emulator can run; ignored", name, len(text))
+
+
+def serve_client(emulator: Emulator, sock: socket.socket) -> None:
+    """Collect programs from one script client until it disconnects."""
+    buf = ""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        buf += chunk.decode(errors="replace")
+        programs, buf = complete_programs(buf)
+        for name, text in programs:
+            run_program(emulator, name, text)
