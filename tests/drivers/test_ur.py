@@ -164,6 +164,18 @@ def test_plain_ur_rtde_script_on_the_mujoco_arm():
         moves_5cm_and_back(tolerance_mm=0.5)
 
 
+def test_check_driver_passes_through_ur_rtde_on_the_mujoco_arm():
+    """`rmskill check-driver examples/arms/emulated-ur5e.yaml` against `rmskill sim-serve ur`."""
+    pytest.importorskip("rtde_control")
+    from rmskill.check import check_driver
+
+    with EmulatorProcess(ARM_FILE.parent / "sim-ur5e.yaml", host=HOST, backend="mujoco"):
+        results = check_driver(ARM_FILE)
+    failed = [(r.name, r.detail) for r in results if not r.ok]
+    assert not failed
+    assert [r.name for r in results][-1] == "close"
+
+
 def moves_5cm_and_back(tolerance_mm: float) -> None:
     """Plain ur_rtde: read the TCP pose, moveL 5 cm away and back, read it again each time."""
     rtde_control = pytest.importorskip("rtde_control")
