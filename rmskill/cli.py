@@ -276,15 +276,19 @@ def sim_serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
 ) -> None:
     """Serve a simulated arm over a real controller's network interfaces (Ctrl-C stops)."""
+    import signal
+    import threading
+
     from rmskill.config import load_arm_config
 
     serve = registry.load("server", backend)
     cfg = load_arm_config(arm)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a clean shutdown: ports closed, arm stopped
+        signal.signal(sig, lambda *_: stop.set())
     err_console.print(f"serving a simulated {cfg.model} as a '{backend}' controller on {host} (Ctrl-C stops)")
-    try:
-        serve(cfg, host=host)
-    except KeyboardInterrupt:
-        err_console.print("stopped")
+    serve(cfg, host=host, stop_event=stop)
+    err_console.print("stopped")
 
 
 def main() -> None:

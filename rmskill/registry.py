@@ -1,7 +1,8 @@
 """Plugin registries by entry point: a third-party package adds a backend without touching the core.
 
 Groups: ``rmskill.drivers`` (Arm classes), ``rmskill.grippers`` (Gripper classes),
-``rmskill.servers`` (emulators for ``rmskill sim-serve``), ``rmskill.skills`` (Skill classes).
+``rmskill.servers`` (emulators for ``rmskill sim-serve``: ``serve(config, host=..., stop_event=...)``
+blocking until the event is set), ``rmskill.skills`` (Skill classes).
 """
 
 from __future__ import annotations
