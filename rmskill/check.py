@@ -87,10 +87,12 @@ def _check_servo(arm: SafeArm, seconds: float = 1.0) -> str:
     wall = time.monotonic() - wall
     end = arm.state()
     sim_rate = n / (end.time - start.time)
-    _expect(abs(sim_rate - rate) / rate < 0.05, f"controller time ran at {sim_rate:.0f} Hz, declared {rate:.0f} Hz")
     if arm.capabilities.realtime:
-        # A quarter of slack: a loaded 2-core CI machine running a simulator beside the caller.
+        # Commands must keep the declared rate of wall time; a quarter of slack for a loaded 2-core
+        # CI machine running a simulator beside the caller (whose own clock may then run slow).
         _expect(abs(n / wall - rate) / rate < 0.25, f"commands ran at {n / wall:.0f} Hz wall time, declared {rate:.0f}")
+    else:  # simulated time advances one native period per command
+        _expect(abs(sim_rate - rate) / rate < 0.05, f"controller time ran at {sim_rate:.0f} Hz, declared {rate:.0f}")
     _expect(worst < 2.0, f"servo tracking error {worst:.2f} mm exceeds 2 mm on a 10 mm sine")
     wall_rate = f", {n / wall:.0f} Hz wall time" if arm.capabilities.realtime else ""
     return f"{n} commands at {sim_rate:.0f} Hz{wall_rate}, tracking error <= {worst:.3f} mm"

@@ -192,6 +192,7 @@ class SafeArm(Arm):
             if self.capabilities.realtime:
                 self._ensure_watchdog()
             self.unwrapped.servo(pose, duration)
+            self._last_servo = time.monotonic()  # the gap the watchdog measures starts when a call returns
             self._check_force_fast()
 
     def stop(self) -> None:
