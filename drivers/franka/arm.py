@@ -140,8 +140,9 @@ class FrankaArm(Arm):
         period = self.native_period if duration is None else max(float(duration), 0.0)
         self._ctl.block.write_target(pose.xyz, pose.wxyz, period)
         now = time.perf_counter()
-        # Keep a steady stream on schedule; restart the schedule after a pause of over a period.
-        self._deadline = (self._deadline if now - self._deadline < period else now) + period
+        # Keep a steady stream on schedule: a call that returns late (sleep overshoot, a busy CPU)
+        # is made up by the next ones not sleeping; only a real pause (over 20 ms) restarts it.
+        self._deadline = (self._deadline if now - self._deadline < 0.02 else now) + period
         remaining = self._deadline - time.perf_counter()
         if remaining > 0:
             time.sleep(remaining)
