@@ -26,6 +26,7 @@ CHAMFER = 0.002  # lead-in width and depth at the top of each guide wall [m]
 FINGER_OPEN = 0.052  # inner face of each finger at full opening, from the centre [m]
 FINGER_STROKE = 0.030  # travel of each finger [m]
 PAD_TOP, PAD_BOTTOM = -0.0070, -0.0025  # finger pad extent along the tool z, TCP frame [m]
+PAD_HALF_X = 0.015  # half the pad's width along the plate's long side [m]
 GRIPPER_MASS = 0.9  # [kg], palm and fingers
 
 RGBA_PLATE = [0.85, 0.88, 0.95, 1.0]
@@ -76,7 +77,7 @@ def add_gripper(flange, flange_T_tcp: Pose, model_name: str) -> None:
         _box(finger, [0.012, 0.004, reach], [0, sign * 0.006, PAD_TOP - reach], rgba=RGBA_GRIPPER,
              contype=0, conaffinity=0, mass=finger_mass * 0.6)
         pad_half_z = (PAD_BOTTOM - PAD_TOP) / 2
-        _box(finger, [0.015, 0.003, pad_half_z], [0, sign * 0.003, PAD_TOP + pad_half_z],
+        _box(finger, [PAD_HALF_X, 0.003, pad_half_z], [0, sign * 0.003, PAD_TOP + pad_half_z],
              rgba=[0.1, 0.1, 0.1, 1], contype=1, conaffinity=1, friction=1.2, name=f"pad_{side}",
              mass=finger_mass * 0.4)
 

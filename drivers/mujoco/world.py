@@ -120,13 +120,14 @@ class SimWorld:
 
     def _close_fingers_on_plate(self) -> None:
         """Start with the fingers touching the plate and squeezing (an already gripped plate)."""
-        from rmskill.drivers.mujoco.workcell import FINGER_OPEN, FINGER_STROKE, PLATE_LENGTH, PLATE_WIDTH
+        from rmskill.drivers.mujoco.workcell import FINGER_OPEN, FINGER_STROKE, PAD_HALF_X, PLATE_WIDTH
 
         arm = self.arm
         m, d = arm.model, arm.data
-        corners = np.array([[sx * PLATE_LENGTH / 2, sy * PLATE_WIDTH / 2, 0.0] for sx in (-1, 1) for sy in (-1, 1)])
-        y = self.grasp.apply(corners)[:, 1]
-        for side, q in (("left", FINGER_OPEN - y.max()), ("right", FINGER_OPEN + y.min())):
+        # The plate's long sides where the pads (+-15 mm along x) will touch them, in the TCP frame.
+        sides = np.array([[x, sy * PLATE_WIDTH / 2, 0.0] for sy in (1, -1) for x in (-PAD_HALF_X, PAD_HALF_X)])
+        y = self.grasp.apply(sides)[:, 1]
+        for side, q in (("left", FINGER_OPEN - y[:2].max()), ("right", FINGER_OPEN + y[2:].min())):
             d.qpos[m.joint(f"finger_{side}").qposadr[0]] = q + 2e-5
         d.ctrl[arm._fingers] = FINGER_STROKE
         mujoco.mj_forward(m, d)

@@ -1,0 +1,263 @@
+"""Plate placement: put a gripped SBS plate into a shelf nest to a fraction of a millimetre.
+
+Phases: approach (minimum-jerk lines, gentle enough that the plate does not shift in the grip, to
+a pre-insert pose 15 mm above the calibrated nest), align and insert (the policy at ``rate_hz``:
+bounded Cartesian corrections; force aware: the command complies along the sensed wall force and
+torque in the lead-in, and backs off upward near the force limit), release, retreat.
+The policy sees only what a real arm measures (``PlacementObserver``). Errors come from the
+simulator's truth where there is one, else from the seated TCP against the calibrated nest.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rmskill.errors import SafetyViolation
+from rmskill.geometry import Pose
+from rmskill.skill import Actor, Context, Skill, SkillResult
+
+log = logging.getLogger(__name__)
+
+OBS_NAMES = (
+    "x_mm", "y_mm", "z_mm", "yaw_deg",  # measured TCP in the nest frame (z down, into the nest)
+    "cmd_dx_mm", "cmd_dy_mm", "cmd_dz_mm", "cmd_dyaw_deg",  # commanded target minus measured
+    "vx_mm_s", "vy_mm_s", "vz_mm_s",  # TCP velocity, nest frame
+    "fx_n", "fy_n", "fz_n", "tz_nm",  # contact wrench on the tool, nest frame
+    "gripper_mm", "phase",  # gripper opening; the phase (1: align and insert, the policy's phase)
+)
+ACTION_NAMES = ("dx_mm", "dy_mm", "dz_mm", "dyaw_deg")
+INSERT_PHASE = 1.0
+
+
+@dataclass(frozen=True)
+class PlacementConfig:
+    """The skill's settings. Lengths in [mm] unless the name says otherwise.
+
+    Attributes:
+        action_scale: Largest correction per control step: x, y, z [mm], yaw [deg].
+        plate_mass: Plate mass [kg], added to the payload while held.
+        pre_insert_mm: Height above the nest where the policy takes over.
+        approach_speed: Top speed of the approach [m/s].
+        approach_accel: Top acceleration of the approach [m/s^2]; low, so the plate does not shift
+            in the grip.
+        max_steps: Control steps allowed for align and insert.
+        seat_push_n: Downward push that, near the seat depth, means seated [N].
+        seat_depth_mm: How far above the calibrated seat a seated TCP may read.
+        settle_steps: Quiet seated steps before release.
+        backoff_fraction: Fraction of the arm's force limit at which the skill backs off upward.
+        comply_mm_per_n, comply_deg_per_nm: Compliance in the lead-in: each step the command moves
+            along the sensed lateral force and turns with the sensed torque about the nest axis
+            (a guide wall says which way the nest is), beyond ``comply_deadband_n``/``_nm``.
+        box_mm: Largest lateral excursion of the target from the nest [mm].
+        retreat_mm: Height of the retreat above the nest.
+        success_mm, success_deg: Largest final error that counts as a success.
+    """
+
+    action_scale: tuple[float, float, float, float] = (2.0, 2.0, 2.0, 0.5)
+    plate_mass: float = 0.15
+    pre_insert_mm: float = 15.0
+    approach_speed: float = 0.1
+    approach_accel: float = 0.1
+    max_steps: int = 400
+    seat_push_n: float = 3.0
+    seat_depth_mm: float = 1.5
+    settle_steps: int = 8
+    max_seated_steps: int = 40
+    backoff_fraction: float = 0.6
+    comply_mm_per_n: float = 0.02
+    comply_deg_per_nm: float = 0.15
+    comply_deadband_n: float = 1.5
+    comply_deadband_nm: float = 0.1
+    box_mm: float = 8.0
+    retreat_mm: float = 30.0
+    success_mm: float = 1.0
+    success_deg: float = 1.0
+
+
+def yaw_of(pose: Pose) -> float:
+    """Rotation about the frame's z axis [deg] (small tilts ignored)."""
+    m = pose.rotation_matrix
+    return math.degrees(math.atan2(m[1, 0], m[0, 0]))
+
+
+def nest_offset(base_T_nest: Pose, c: np.ndarray) -> Pose:
+    """The TCP pose ``c = (x, y, z [mm], yaw [deg])`` in the nest frame, in the base frame."""
+    half = math.radians(c[3]) / 2
+    return base_T_nest @ Pose(c[:3] / 1000.0, (math.cos(half), 0.0, 0.0, math.sin(half)))
+
+
+class PlacementObserver:
+    """Builds the policy's observation from one ``ArmState``: nothing a real arm cannot measure."""
+
+    def __init__(self, base_T_nest: Pose):
+        self.base_T_nest = base_T_nest
+        self.nest_T_base = base_T_nest.inverse()
+        self.rot_t = base_T_nest.rotation_matrix.T  # base -> nest for vectors
+
+    def relative(self, base_T_tcp: Pose) -> np.ndarray:
+        rel = self.nest_T_base @ base_T_tcp
+        return np.array([*(rel.xyz * 1000.0), yaw_of(rel)])
+
+    def __call__(self, state, command: np.ndarray, phase: float = 1.0) -> np.ndarray:
+        meas = self.relative(state.base_T_tcp)
+        vel = self.rot_t @ np.asarray(state.tcp_velocity[:3]) * 1000.0
+        if state.wrench is not None:
+            force = self.rot_t @ state.wrench.force
+            tz = float((self.rot_t @ state.wrench.torque)[2])
+        else:
+            force, tz = np.zeros(3), 0.0
+        width = (state.gripper_width or 0.0) * 1000.0
+        dcmd = command - meas
+        return np.array([*meas, *dcmd, *vel, *force, tz, width, phase])
+
+
+class PlatePlacement(Skill):
+    """Place the held plate into a fixture's nest: ``skill.run(arm, target="shelf_1")``."""
+
+    name = "plate_placement"
+    version = "0.1.0"
+    rate_hz = 50.0
+    weights_dir = Path(__file__).parent / "weights"
+
+    def __init__(self, policy, residual=None, manifest=None, config: PlacementConfig | None = None):
+        super().__init__(policy, residual, manifest)
+        self.config = config or PlacementConfig()
+
+    # --- the phases ---------------------------------------------------------------------
+    def execute(self, ctx: Context, act: Actor) -> SkillResult:
+        arm, cfg = ctx.arm, self.config
+        observer = PlacementObserver(ctx.base_T_nest)
+        ctx.extras["observer"] = observer
+        gripper_mass, gripper_com = arm.config.gripper.mass, np.asarray(arm.config.gripper.center_of_mass)
+        tcp_xyz = np.asarray(getattr(arm.unwrapped, "flange_T_tcp", arm.config.flange_T_tcp).xyz)
+        mass = gripper_mass + cfg.plate_mass
+        arm.set_payload(mass, (gripper_mass * gripper_com + cfg.plate_mass * tcp_xyz) / mass)
+        seated_rel: np.ndarray | None = None
+        message = ""
+        try:
+            command = np.array([0.0, 0.0, -cfg.pre_insert_mm, 0.0])
+            self._approach(ctx, nest_offset(ctx.base_T_nest, command))
+            seated_rel, message = self._insert(ctx, act, observer, command)
+            if seated_rel is not None:
+                arm.gripper.open()
+                arm.set_payload(gripper_mass, gripper_com)
+            arm.move_to(nest_offset(ctx.base_T_nest, np.array([0.0, 0.0, -cfg.retreat_mm, 0.0])), speed=0.05)
+            self._track_force(ctx, arm.state())
+        except SafetyViolation as err:
+            message = str(err)
+            log.warning("plate placement to '%s' stopped: %s", ctx.target, err)
+        return self._result(ctx, seated_rel, message)
+
+    def _approach(self, ctx: Context, goal: Pose) -> None:
+        """Up (if below the goal), across above the nest, then down to ``goal``: minimum-jerk lines."""
+        arm = ctx.arm
+        arm.stop()  # a fresh servo stream from where the arm is
+        start = arm.state().base_T_tcp
+        observer = ctx.extras["observer"]
+        x, y, z, yaw = observer.relative(start)
+        goal_z = observer.relative(goal)[2]
+        height = min(z, goal_z)  # the nest z axis points down: smaller is higher
+        waypoints = [nest_offset(ctx.base_T_nest, np.array([x, y, height, yaw])),
+                     nest_offset(ctx.base_T_nest, np.array([0.0, 0.0, height, 0.0])), goal]
+        for waypoint in waypoints:
+            self._line(ctx, waypoint)
+        for _ in range(10):  # settle
+            arm.servo(goal, duration=1.0 / self.rate_hz)
+
+    def _line(self, ctx: Context, goal: Pose) -> None:
+        arm, cfg = ctx.arm, self.config
+        start = ctx.extras.get("last_goal") or arm.state().base_T_tcp
+        ctx.extras["last_goal"] = goal
+        dist = max(start.distance_mm(goal) / 1000.0, math.radians(start.angle_deg(goal)) * 0.1)
+        if dist < 1e-4:
+            return
+        duration = max(math.sqrt(5.77 * dist / cfg.approach_accel), 1.875 * dist / cfg.approach_speed, 0.1)
+        steps = math.ceil(duration * self.rate_hz)
+        for i in range(1, steps + 1):
+            s = i / steps
+            arm.servo(start.interpolate(goal, s * s * s * (10 - 15 * s + 6 * s * s)), duration=1.0 / self.rate_hz)
+            if i % 5 == 0:
+                self._track_force(ctx, arm.state())
+
+    def _insert(self, ctx: Context, act: Actor, observer: PlacementObserver,
+                command: np.ndarray) -> tuple[np.ndarray | None, str]:
+        """Align and insert under the policy; returns the seated TCP (nest frame) or None and why."""
+        arm, cfg = ctx.arm, self.config
+        scale = np.asarray(cfg.action_scale)
+        dt = 1.0 / self.rate_hz
+        backoff = cfg.backoff_fraction * arm.config.limits.max_force
+        quiet = seated = 0
+        for _ in range(cfg.max_steps):
+            state = arm.state()
+            force = self._track_force(ctx, state)
+            obs = observer(state, command, INSERT_PHASE)
+            push = -obs[13]  # the nest pushes back up (-z in the nest frame) when pressed into it
+            ctx.extras["command"] = command
+            action = np.clip(act(obs, ctx), -1.0, 1.0)
+            delta = action * scale
+            if seated and (np.hypot(delta[0], delta[1]) < 0.05 and abs(delta[3]) < 0.02):
+                quiet += 1
+            else:
+                quiet = 0
+            at_depth = obs[2] > -cfg.seat_depth_mm and push > cfg.seat_push_n
+            seated = seated + 1 if at_depth else 0
+            ctx.trajectory.append({"t": state.time - ctx.start_time, "obs": obs, "action": action,
+                                   "force": force, "command": command.copy()})
+            if quiet >= cfg.settle_steps or seated >= cfg.max_seated_steps:
+                return obs[:4].copy(), ""
+            command = command + delta
+            command[:2] = np.clip(command[:2], -cfg.box_mm, cfg.box_mm)
+            command[2] = np.clip(command[2], -cfg.pre_insert_mm - 10.0, cfg.seat_depth_mm + 2.0)
+            command[3] = np.clip(command[3], -5.0, 5.0)
+            if not at_depth:
+                command += self._comply(obs)
+            if force > backoff:  # reflex: never keep pushing into a jam
+                command[2] = obs[2] - 1.0
+                log.info("contact force %.1f N: backing off", force)
+            arm.servo(nest_offset(ctx.base_T_nest, command), duration=dt)
+        return None, f"not seated after {cfg.max_steps} steps ({cfg.max_steps * dt:.1f} s)"
+
+    def _comply(self, obs: np.ndarray) -> np.ndarray:
+        """Move with the guide walls: along the lateral contact force, turning with its torque."""
+        cfg = self.config
+        lateral = obs[11:13]
+        magnitude = float(np.hypot(*lateral))
+        out = np.zeros(4)
+        if magnitude > cfg.comply_deadband_n:
+            out[:2] = cfg.comply_mm_per_n * lateral * (1.0 - cfg.comply_deadband_n / magnitude)
+        tz = obs[14]
+        if abs(tz) > cfg.comply_deadband_nm:
+            out[3] = cfg.comply_deg_per_nm * (tz - math.copysign(cfg.comply_deadband_nm, tz))
+        return out
+
+    # --- measuring ----------------------------------------------------------------------
+    @staticmethod
+    def _track_force(ctx: Context, state) -> float:
+        force = state.wrench.force_norm if state.wrench is not None else 0.0
+        ctx.peak_force = max(ctx.peak_force, force)
+        return force
+
+    def _result(self, ctx: Context, seated_rel: np.ndarray | None, message: str) -> SkillResult:
+        arm, cfg = ctx.arm, self.config
+        duration = float(arm.state().time) - ctx.start_time
+        sim = arm.sim
+        if sim is not None:
+            trans, rot = sim.placement_error(ctx.target)
+            measured_by = "simulator truth"
+        elif seated_rel is not None:
+            trans, rot = float(np.linalg.norm(seated_rel[:2])), abs(float(seated_rel[3]))
+            measured_by = "arm measurement"
+        else:
+            trans, rot, measured_by = float("nan"), float("nan"), "arm measurement"
+        success = (not message and seated_rel is not None and trans <= cfg.success_mm and rot <= cfg.success_deg)
+        if not success and not message:
+            message = f"placement error {trans:.2f} mm / {rot:.2f} deg is above {cfg.success_mm} mm / " \
+                      f"{cfg.success_deg} deg"
+        return SkillResult(success=bool(success), translation_error_mm=float(trans), rotation_error_deg=float(rot),
+                           peak_force_n=float(ctx.peak_force), duration_s=duration, trajectory=ctx.trajectory,
+                           measured_by=measured_by, target=ctx.target, message=message)
