@@ -1,9 +1,10 @@
 """RM-RL: role-model fine-tuning of the residual corrector (Chen et al., ICRA 2026).
 
 Trials that start from similar states are peers. In each group the trial with the highest reward
-is the role model; its executed actions become the supervised labels of all its peers (the label
-of a peer's step t is the role model's action at step t, minus the peer's own base action there:
-the correction that would have made the peer act as the role model did). The corrector is fitted
+is the role model; its actions become the supervised labels of all its peers. The policy learned
+here is the corrector on top of the frozen base, so its action is the correction: a peer's step t
+is labelled with the correction the role model executed at step t (exploration included), while
+the base policy keeps closing the loop on each trial's own state. The corrector is fitted
 to all labelled data by regression; every ``relabel_every`` episodes the groups and role models
 are chosen again (better trials take over) and all labelled data is replayed offline.
 
@@ -67,13 +68,12 @@ def role_model_labels(episodes: list[Episode], radius: float, min_reward: float,
         role = episodes[best]
         if role.reward < min_reward or len(role.obs) == 0:
             continue
-        acted = role.executed
         for i in group:
             peer = episodes[i]
-            steps = np.minimum(np.arange(len(peer.obs)), len(acted) - 1)
+            steps = np.minimum(np.arange(len(peer.obs)), len(role.correction) - 1)
             obs.append(peer.obs)
             base.append(peer.base)
-            label.append(np.clip(acted[steps] - peer.base, -scale, scale))
+            label.append(np.clip(role.correction[steps], -scale, scale))
     if not obs:
         return np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0))
     return np.concatenate(obs), np.concatenate(base), np.concatenate(label)
