@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rmskill.geometry import quat_mul_wxyz
+
 #: Velocity feed-forward gain: 1/3 cancels one of the three poles, leaving a critically damped
 #: second-order response (no overshoot) with a ramp lag of 2 v / omega.
 _KV = 1.0 / 3.0
@@ -61,18 +63,8 @@ class Axis:
         return bool(np.linalg.norm(error) < tol and np.linalg.norm(self.v) < 10 * tol)
 
 
-# --- quaternion helpers (wxyz), kept here so the control process needs only numpy -------------
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ]
-    )
+# --- quaternion helpers (wxyz) -----------------------------------------------------------------
+quat_mul = quat_mul_wxyz
 
 
 def quat_conj(q: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ OBS_NAMES = (
     "fx_n", "fy_n", "fz_n", "tz_nm",  # contact wrench on the tool, nest frame
     "gripper_mm", "phase",  # gripper opening; the phase (1: align and insert, the policy's phase)
 )
+HELD_WIDTH_MM = 85.48  # an SBS plate's short side: the gripper's opening while it holds one
 ACTION_NAMES = ("dx_mm", "dy_mm", "dz_mm", "dyaw_deg")
 INSERT_PHASE = 1.0
 
@@ -111,7 +112,8 @@ class PlacementObserver:
             tz = float((self.rot_t @ state.wrench.torque)[2])
         else:
             force, tz = np.zeros(3), 0.0
-        width = (state.gripper_width or 0.0) * 1000.0
+        # A gripper the arm does not measure (tool I/O) holds the plate at the plate's width.
+        width = HELD_WIDTH_MM if state.gripper_width is None else state.gripper_width * 1000.0
         dcmd = command - meas
         return np.array([*meas, *dcmd, *vel, *force, tz, width, phase])
 
@@ -144,8 +146,12 @@ class PlatePlacement(Skill):
             self._approach(ctx, nest_offset(ctx.base_T_nest, command))
             seated_rel, message = self._insert(ctx, act, observer, command)
             if seated_rel is not None:
-                arm.gripper.open()
-                arm.set_payload(gripper_mass, gripper_com)
+                if arm.gripper is not None:
+                    arm.gripper.open()
+                    arm.set_payload(gripper_mass, gripper_com)
+                else:  # e.g. a tool-flange gripper driven by the integrator's own I/O
+                    log.warning("arm '%s' has no gripper configured: the plate was seated but not released",
+                                arm.config.name)
             arm.move_to(nest_offset(ctx.base_T_nest, np.array([0.0, 0.0, -cfg.retreat_mm, 0.0])), speed=0.05)
             self._track_force(ctx, arm.state())
         except SafetyViolation as err:
@@ -216,8 +222,8 @@ class PlatePlacement(Skill):
             command[3] = np.clip(command[3], -5.0, 5.0)
             if not at_depth:
                 command += self._comply(obs)
-            if force > backoff:  # reflex: never keep pushing into a jam
-                command[2] = obs[2] - 1.0
+            if force > backoff:  # reflex: never keep pushing into a jam (up, at most one step's worth)
+                command[2] = max(obs[2] - 1.0, command[2] - scale[2])
                 log.info("contact force %.1f N: backing off", force)
             arm.servo(nest_offset(ctx.base_T_nest, command), duration=dt)
         return None, f"not seated after {cfg.max_steps} steps ({cfg.max_steps * dt:.1f} s)"

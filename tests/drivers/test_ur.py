@@ -176,6 +176,20 @@ def test_check_driver_passes_through_ur_rtde_on_the_mujoco_arm():
     assert [r.name for r in results][-1] == "close"
 
 
+def test_plate_placement_runs_through_ur_rtde_on_the_mujoco_arm():
+    """The skill, unchanged, through URArm -> ur_rtde -> the emulator -> the simulated UR5e."""
+    pytest.importorskip("rtde_control")
+    import rmskill
+
+    skill = rmskill.load_skill("plate_placement")
+    with EmulatorProcess(ARM_FILE.parent / "sim-ur5e.yaml", host=HOST, backend="mujoco"), \
+            rmskill.connect(ARM_FILE) as arm:
+        result = skill.run(arm, target="shelf_2")
+    assert result.success, result.message
+    assert result.measured_by == "arm measurement"  # no simulator truth through a real driver
+    assert result.translation_error_mm < 1.0 and result.peak_force_n < arm.config.limits.max_force
+
+
 def moves_5cm_and_back(tolerance_mm: float) -> None:
     """Plain ur_rtde: read the TCP pose, moveL 5 cm away and back, read it again each time."""
     rtde_control = pytest.importorskip("rtde_control")
