@@ -11,12 +11,13 @@ runs), and torch with ``inference_mode`` at one thread, for comparison.
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 
 import numpy as np
+import torch
 
 import rmskill
+from rmskill.learning.corrector import Corrector, CorrectorNet
 from rmskill.skill import Skill
 
 BUDGET_MS = 1.0  # Franka servo period
@@ -42,21 +43,16 @@ def timed(fn, inputs: np.ndarray, steps: int) -> np.ndarray:
     return out
 
 
-def residual_stand_in(skill: Skill, hidden: int = 256):
-    """A residual actor of the ResFiT shape: input observation + base action, tanh-bounded output."""
-    rng = np.random.default_rng(0)
-    dims = [skill.policy.obs_dim + skill.policy.action_dim, hidden, hidden, skill.policy.action_dim]
-    layers = [(rng.normal(0, 1 / np.sqrt(i), (o, i)), np.zeros(o)) for i, o in itertools.pairwise(dims)]
-    mean, std = skill.policy.obs_mean, skill.policy.obs_std
-
-    def residual(obs: np.ndarray, base_action: np.ndarray) -> np.ndarray:
-        x = np.concatenate([(obs - mean) / std, base_action])
-        for w, b in layers[:-1]:
-            x = np.maximum(w @ x + b, 0.0)
-        w, b = layers[-1]
-        return np.tanh(w @ x + b) * skill.residual_scale
-
-    return residual
+def trained_or_fresh_corrector(skill: Skill, weights: str | None):
+    """The fine-tuned corrector of ``--weights`` if it has one, else a fresh ``CorrectorNet`` with
+    random (non-zero) weights: the same forward pass and cost either way."""
+    if skill.residual is not None:
+        return skill.residual, "fine-tuned corrector"
+    net = CorrectorNet(skill.policy.obs_dim, skill.policy.action_dim, scale=skill.residual_scale)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.1)
+    return Corrector.from_net(net), "corrector, random weights"
 
 
 def torch_forward(skill: Skill):
@@ -92,8 +88,8 @@ def main() -> None:
     inputs = observations(skill, args.arm)
     rows = [("base policy, numpy (shipped runtime)", timed(skill.policy, inputs, args.steps)),
             ("skill.act: base + bounds (numpy)", timed(skill.act, inputs, args.steps))]
-    skill.residual = residual_stand_in(skill)
-    rows.append(("skill.act: base + residual (ResFiT-sized MLP)", timed(skill.act, inputs, args.steps)))
+    skill.residual, kind = trained_or_fresh_corrector(skill, args.weights)
+    rows.append((f"skill.act: base + residual ({kind})", timed(skill.act, inputs, args.steps)))
     skill.residual = None
     rows.append(("base policy, torch inference_mode, 1 thread", timed(torch_forward(skill), inputs, args.steps)))
     print(f"policy inference per control step ({args.steps} steps, {len(inputs)} recorded observations); "
@@ -102,8 +98,7 @@ def main() -> None:
     for name, t in rows:
         p50, p99 = np.percentile(t, 50), np.percentile(t, 99)
         print(f"{name:<46} {p50:9.4f} {p99:9.4f} {t.max():9.4f}  {'yes' if p99 < TARGET_P99_MS else 'NO'}")
-    print("residual: a stand-in of the ResFiT actor's size (obs + base action -> 256 -> 256 -> 4, tanh, "
-          "numpy); swap in the trained corrector's forward pass once it ships")
+    print("residual: rmskill.learning.corrector (obs + base action -> 64 -> 64 -> 4, LayerNorm, tanh), numpy")
 
 
 if __name__ == "__main__":
