@@ -218,3 +218,18 @@ def test_check_gripper_silent(sim: SimulatedRobotiq) -> None:
 def test_check_gripper_bad_port() -> None:
     steps = check_gripper(config("/dev/does-not-exist"))
     assert steps[-1]["ok"] is False and "does-not-exist" in steps[-1]["detail"]
+
+
+def test_check_gripper_command_line_against_the_simulated_device() -> None:
+    """`rmskill check-gripper robotiq --port PORT --json`, as an integrator runs it."""
+    import json
+    import subprocess
+    import sys
+
+    with SimulatedRobotiq(object_width=0.05) as device:
+        r = subprocess.run([sys.executable, "-m", "rmskill.cli", "check-gripper", "robotiq", "--port", device.port,
+                            "--json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] and [c["step"] for c in report["checks"]] == ["connect", "close", "report", "open"]
+    assert "object detected" in report["checks"][2]["detail"]
