@@ -3,7 +3,8 @@ the same perturbed simulated arms and seeds. Each method fine-tunes for ``--epis
 the arm-measured reward, then is evaluated on ``--eval-episodes`` fresh episodes (simulator truth).
 
     python benchmarks/bench_finetune.py [--episodes 200] [--eval-episodes 50] [--arms ur5e fr3]
-        [--methods base residual role-model hybrid] [--out runs/bench_finetune] [--plot curve.png] [--json]
+        [--methods base residual role-model hybrid] [--out runs/bench_finetune] [--plot curve.png]
+        [--reuse] [--json]
 
 Prints a markdown table and writes a learning-curve PNG (training-episode error, moving average).
 """
@@ -26,22 +27,27 @@ ARMS = Path(__file__).resolve().parents[1] / "examples" / "arms"
 METHODS = ("base", "residual", "role-model", "hybrid")
 
 
-def run(arm: str, method: str, episodes: int, eval_episodes: int, out: Path, seed: int) -> dict:
+def run(arm: str, method: str, episodes: int, eval_episodes: int, out: Path, seed: int, reuse: bool) -> dict:
     arm_file = ARMS / f"sim-{arm}-perturbed.yaml"
     row: dict = {"arm": arm, "method": method, "episodes": 0 if method == "base" else episodes, "train_wall_s": 0.0}
     weights = None
     if method != "base":
         run_dir = out / f"{arm}-{method}"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        t0 = time.perf_counter()
-        finetune("plate_placement", arm_file, method, episodes, run_dir, seed=seed)
-        row["train_wall_s"] = time.perf_counter() - t0
+        if reuse and len(EpisodeStore(run_dir).records()) >= episodes and (run_dir / "manifest.json").exists():
+            # A finished run: its wall time is from its run.json to its last checkpoint.
+            row["train_wall_s"] = (run_dir / "manifest.json").stat().st_mtime - (run_dir / "run.json").stat().st_mtime
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            t0 = time.perf_counter()
+            finetune("plate_placement", arm_file, method, episodes, run_dir, seed=seed)
+            row["train_wall_s"] = time.perf_counter() - t0
         row["curve"] = [r["truth"]["translation_error_mm"] if r["truth"]["success"] else np.nan
                         for r in EpisodeStore(run_dir).records()]
         row["train_success"] = [bool(r["truth"]["success"]) for r in EpisodeStore(run_dir).records()]
         weights = run_dir
     result = evaluate("plate_placement", arm_file, eval_episodes, seed=seed + 1000, weights=weights)
     row.update({k: result[k] for k in ("success_rate", "translation_error_mm", "rotation_error_deg", "peak_force_n")})
+    (out / f"row-{arm}-{method}.json").write_text(json.dumps(row, default=float))
     return row
 
 
@@ -81,13 +87,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench_finetune"))
     parser.add_argument("--plot", type=Path, default=Path("runs/bench_finetune/learning_curve.png"))
+    parser.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out again, no retraining")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for arm in args.arms:
         for method in args.methods:
-            rows.append(run(arm, method, args.episodes, args.eval_episodes, args.out, args.seed))
+            rows.append(run(arm, method, args.episodes, args.eval_episodes, args.out, args.seed, args.reuse))
             r = rows[-1]
             print(f"# {arm} {method}: success {r['success_rate']:.0%}, "
                   f"error {r['translation_error_mm']['mean']:.3f} mm", flush=True)
