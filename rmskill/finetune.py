@@ -128,8 +128,11 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
         for ep in store.episodes():
             learner.end_episode(ep)
         saved = load_corrector(out)
-        if saved is not None and hasattr(learner, "net"):
-            learner.net = net_from_corrector(saved, obs_dim, act_dim, learner.cfg.hidden)
+        if saved is not None:  # the corrector as checkpointed, into whichever network the learner trains
+            weights = net_from_corrector(saved, obs_dim, act_dim, learner.cfg.hidden).state_dict()
+            for name in ("net", "actor", "actor_target"):
+                if hasattr(learner, name):
+                    getattr(learner, name).load_state_dict(weights)
             learner.corrector = saved
         log.info("resuming %s at episode %d", out, len(done) + 1)
     outcome = SOURCES[reward]()

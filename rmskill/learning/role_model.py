@@ -12,6 +12,11 @@ Similar initial states: the TCP pose in the nest frame where the policy takes ov
 yaw in deg), Euclidean distance under ``group_radius``; groups grow greedily in arrival order.
 Exploration: one Gaussian offset per episode added to every correction of that episode, so a
 trial tests one consistent aim (a site offset is consistent); its spread decays as trials improve.
+
+Learned selection (our extension, ``learned_selection``): rewards are noisy (each grasp differs),
+so the single best trial is often a lucky one. A ridge-regressed quadratic reward model over each
+trial's mean correction scores every trial; the role model is the trial with the best blend of
+its measured and its predicted reward. The labels are still that trial's own actions.
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ class RoleModelConfig:
     scale: float = 0.2  # bound on the correction
     explore_std: float = 0.06  # initial per-episode exploration offset
     explore_decay: float = 0.985  # per episode
-    explore_min: float = 0.01
+    explore_min: float = 0.02
     group_radius: float = 2.0  # [mm and deg] initial-state distance for peers
     min_reward: float = 0.0  # a role model must at least have seated the plate
     relabel_every: int = 5  # episodes between relabel-and-replay rounds
+    learned_selection: bool = True  # choose role models by measured + model-predicted reward
+    model_weight: float = 0.7  # share of the predicted reward in the selection score
     epochs: int = 40  # offline passes over all labelled data per round ...
     max_steps: int = 600  # ... at most this many gradient steps per round
     batch: int = 256
@@ -58,13 +65,33 @@ def group_trials(initials: np.ndarray, radius: float) -> list[list[int]]:
     return groups
 
 
+def predicted_rewards(episodes: list[Episode], ridge: float = 1e-2) -> np.ndarray:
+    """A quadratic reward model over each trial's mean correction, fitted to all trials; its
+    predictions average out the per-trial noise the single measured reward carries."""
+    u = np.array([e.correction.mean(axis=0) if len(e.correction) else np.zeros(e.base.shape[-1])
+                  for e in episodes])
+    r = np.array([e.reward for e in episodes])
+    scale = u.std(axis=0) + 1e-6
+    z = (u - u.mean(axis=0)) / scale
+    iu = np.triu_indices(z.shape[1])
+    feats = np.hstack([np.ones((len(z), 1)), z, (z[:, :, None] * z[:, None, :])[:, iu[0], iu[1]]])
+    if len(r) < feats.shape[1] + 2:  # too few trials for the model: use the measurements
+        return r
+    w = np.linalg.solve(feats.T @ feats + ridge * len(r) * np.eye(feats.shape[1]), feats.T @ r)
+    return feats @ w
+
+
 def role_model_labels(episodes: list[Episode], radius: float, min_reward: float,
-                      scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(obs, base, label) for every step of every trial that has a role model."""
+                      scale: float, scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(obs, base, label) for every step of every trial that has a role model.
+
+    ``scores`` ranks the trials (default: their measured rewards).
+    """
     groups = group_trials(np.array([e.initial for e in episodes]), radius)
+    rank = np.array([e.reward for e in episodes]) if scores is None else scores
     obs, base, label = [], [], []
     for group in groups:
-        best = max(group, key=lambda i: episodes[i].reward)
+        best = max(group, key=lambda i: rank[i])
         role = episodes[best]
         if role.reward < min_reward or len(role.obs) == 0:
             continue
@@ -118,7 +145,11 @@ class RoleModelFineTuner:
     def update(self) -> None:
         """Relabel with the current role models, then replay all labelled data offline."""
         cfg = self.cfg
-        obs, base, label = role_model_labels(self.episodes, cfg.group_radius, cfg.min_reward, cfg.scale)
+        scores = None
+        if cfg.learned_selection:
+            measured = np.array([e.reward for e in self.episodes])
+            scores = (1 - cfg.model_weight) * measured + cfg.model_weight * predicted_rewards(self.episodes)
+        obs, base, label = role_model_labels(self.episodes, cfg.group_radius, cfg.min_reward, cfg.scale, scores)
         if len(obs) == 0:
             return
         if not self.normalised:
