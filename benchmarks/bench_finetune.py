@@ -41,8 +41,7 @@ def run(arm: str, method: str, episodes: int, eval_episodes: int, out: Path, see
             t0 = time.perf_counter()
             finetune("plate_placement", arm_file, method, episodes, run_dir, seed=seed)
             row["train_wall_s"] = time.perf_counter() - t0
-        row["curve"] = [r["truth"]["translation_error_mm"] if r["truth"]["success"] else np.nan
-                        for r in EpisodeStore(run_dir).records()]
+        row["curve"] = [r["truth"]["translation_error_mm"] for r in EpisodeStore(run_dir).records()]
         row["train_success"] = [bool(r["truth"]["success"]) for r in EpisodeStore(run_dir).records()]
         weights = run_dir
     result = evaluate("plate_placement", arm_file, eval_episodes, seed=seed + 1000, weights=weights)
@@ -51,29 +50,36 @@ def run(arm: str, method: str, episodes: int, eval_episodes: int, out: Path, see
     return row
 
 
+def _moving(values: np.ndarray, k: int = 20, stat=np.nanmean) -> np.ndarray:
+    return np.array([stat(values[max(0, i - k + 1): i + 1]) for i in range(len(values))])
+
+
 def plot(rows: list[dict], path: Path) -> None:
+    """Per arm: success rate (moving mean) and translation error of all episodes (moving median: a
+    dropped plate is a huge outlier) over the last 20 fine-tuning episodes; base evaluation dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     arms = sorted({r["arm"] for r in rows})
-    fig, axes = plt.subplots(1, len(arms), figsize=(6 * len(arms), 4), squeeze=False)
-    for ax, arm in zip(axes[0], arms, strict=True):
+    fig, axes = plt.subplots(2, len(arms), figsize=(6 * len(arms), 7), squeeze=False)
+    for col, arm in enumerate(arms):
+        top, bottom = axes[0][col], axes[1][col]
         for r in rows:
             if r["arm"] != arm or "curve" not in r:
                 continue
-            err = np.array(r["curve"], dtype=float)
-            ok = np.array(r["train_success"], dtype=float)
-            k = 10
-            smooth = [np.nanmean(err[max(0, i - k + 1): i + 1]) for i in range(len(err))]
-            label = f"{r['method']} (success {np.mean(ok[-20:]):.0%} last 20)"
-            ax.plot(np.arange(1, len(err) + 1), smooth, label=label)
+            x = np.arange(1, len(r["curve"]) + 1)
+            top.plot(x, 100 * _moving(np.array(r["train_success"], dtype=float)), label=r["method"])
+            bottom.plot(x, _moving(np.array(r["curve"], dtype=float), stat=np.nanmedian), label=r["method"])
         base = next((r for r in rows if r["arm"] == arm and r["method"] == "base"), None)
         if base:
-            ax.axhline(base["translation_error_mm"]["mean"], color="k", ls="--", label="base (eval mean)")
-        ax.set(title=f"perturbed {arm}", xlabel="fine-tuning episode", ylabel="translation error of seated plates [mm]")
-        ax.legend(fontsize=8)
+            top.axhline(100 * base["success_rate"], color="k", ls="--", label="base (evaluation)")
+            bottom.axhline(base["translation_error_mm"]["mean"], color="k", ls="--", label="base (evaluation)")
+        top.set(title=f"perturbed {arm}", ylabel="success [%], last 20 episodes", ylim=(0, 105))
+        bottom.set(xlabel="fine-tuning episode", ylabel="translation error [mm], median of last 20", yscale="log")
+        top.legend(fontsize=8)
+        bottom.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -88,10 +94,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench_finetune"))
     parser.add_argument("--plot", type=Path, default=Path("runs/bench_finetune/learning_curve.png"))
     parser.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out again, no retraining")
+    parser.add_argument("--report", nargs="*", type=Path, default=None,
+                        help="only tabulate and plot the rows saved in these run directories")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
+    if args.report is not None:
+        order = {m: i for i, m in enumerate(METHODS)}
+        rows = sorted((json.loads(f.read_text()) for d in args.report or [args.out] for f in d.glob("row-*.json")),
+                      key=lambda r: (r["arm"], order[r["method"]]))
+        args.arms = []
     for arm in args.arms:
         for method in args.methods:
             rows.append(run(arm, method, args.episodes, args.eval_episodes, args.out, args.seed, args.reuse))
