@@ -40,6 +40,9 @@ RUN_FILE = "run.json"
 
 
 def make_learner(method: str, obs_dim: int, act_dim: int, seed: int):
+    import torch
+
+    torch.set_num_threads(1)  # tiny networks: one thread is faster, and leaves a core to the arm
     if method == "role-model":
         from rmskill.learning.role_model import RoleModelFineTuner
 
