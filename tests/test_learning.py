@@ -103,3 +103,21 @@ def test_arm_measured_outcome_prefers_a_clean_insertion():
     a, b, c = outcome(Result(), clean), outcome(Result(), rubbing), outcome(Result(), jammed)
     assert a.success and b.success and not c.success
     assert a.reward > b.reward > c.reward
+
+
+@pytest.mark.parametrize("method", ["residual", "hybrid"])
+def test_off_policy_learners_update_and_stay_bounded(method):
+    from rmskill.learning.hybrid import HybridFineTuner
+    from rmskill.learning.residual import ResidualConfig, ResidualFineTuner
+
+    cls = HybridFineTuner if method == "hybrid" else ResidualFineTuner
+    learner = cls(OBS, ACT, seed=0) if method == "hybrid" else cls(OBS, ACT, ResidualConfig(warmup_episodes=2), seed=0)
+    rng = np.random.default_rng(3)
+    for k in range(7):
+        learner.begin_episode()
+        probe = learner.act(np.zeros(OBS), np.zeros(ACT))
+        assert probe.shape == (ACT,) and np.all(np.abs(probe) <= learner.cfg.scale + 1e-9)
+        learner.end_episode(episode(rng, 1.0 if k % 2 else -1.0, 0.05 if k % 2 else -0.05))
+    assert learner.updates > 0 and np.isfinite(learner.last_loss)
+    if method == "hybrid":
+        assert learner.labels is not None  # the role-model regression term is in the actor loss
