@@ -7,7 +7,6 @@ period per call by default. Ground truth for evaluation is under ``arm.sim`` (``
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections import deque
@@ -24,8 +23,6 @@ from rmskill.drivers.mujoco.robots import arm_model
 from rmskill.drivers.mujoco.workcell import build_spec
 from rmskill.errors import DriverError
 from rmskill.geometry import Pose
-
-log = logging.getLogger(__name__)
 
 
 class MujocoArm(Arm):
@@ -49,7 +46,7 @@ class MujocoArm(Arm):
     def connect(self) -> None:
         from rmskill.drivers.mujoco.world import SimWorld
 
-        spec, self.cell = build_spec(self.config, self.arm_model)
+        spec = build_spec(self.config, self.arm_model)
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         m = self.model

@@ -8,8 +8,6 @@ true TCP and each nest is built at its true pose.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mujoco
 import numpy as np
 
@@ -32,13 +30,6 @@ GRIPPER_MASS = 0.9  # [kg], palm and fingers
 RGBA_PLATE = [0.85, 0.88, 0.95, 1.0]
 RGBA_NEST = [0.55, 0.55, 0.6, 1.0]
 RGBA_GRIPPER = [0.2, 0.2, 0.22, 1.0]
-
-
-@dataclass(frozen=True)
-class CellInfo:
-    """Names the driver looks up after compiling."""
-
-    fixtures: tuple[str, ...]
 
 
 def _box(body, half, pos, quat=(1, 0, 0, 0), rgba=RGBA_NEST, contype=2, conaffinity=1, friction=0.25,
@@ -135,7 +126,7 @@ def add_nest(spec: mujoco.MjSpec, name: str, base_T_fixture: Pose) -> None:
                       contype=2, conaffinity=1, friction=[0.25, 0.005, 0.0001])
 
 
-def build_spec(config: ArmConfig, model: ArmModel) -> tuple[mujoco.MjSpec, CellInfo]:
+def build_spec(config: ArmConfig, model: ArmModel) -> mujoco.MjSpec:
     """The whole cell for one arm file, with ``sim.truth`` applied."""
     truth = config.truth
     spec = mujoco.MjSpec()
@@ -186,4 +177,4 @@ def build_spec(config: ArmConfig, model: ArmModel) -> tuple[mujoco.MjSpec, CellI
         if geom.contype or geom.conaffinity:
             geom.solref = [0.005, 1.0]
             geom.solimp = [0.99, 0.999, 0.0005, 0.5, 2.0]
-    return spec, CellInfo(fixtures=tuple(config.fixtures))
+    return spec
