@@ -27,8 +27,29 @@ ArmOpt = typer.Option(..., "--arm", help="Arm file (YAML).", exists=False)
 JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON result.")
 
 
+def _plain(value: Any) -> Any:
+    """JSON-safe: numpy scalars to floats, NaN/inf (an episode that never started) to null."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def _emit_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=float))
+    print(json.dumps(_plain(data), indent=2, allow_nan=False, default=float))
+
+
+def _show(data: dict, as_json: bool) -> None:
+    """A result: plain JSON for scripts, highlighted JSON for people."""
+    if as_json:
+        _emit_json(data)
+    else:
+        out.print_json(data=_plain(data))
 
 
 @app.callback()
@@ -166,10 +187,7 @@ def calibrate(
             data = run_calibration(procedure, arm, fixture=fixture, method=method)
     else:
         data = run_calibration(procedure, arm, fixture=fixture, method=method)
-    if as_json:
-        _emit_json(data)
-    else:
-        out.print_json(data=data)
+    _show(data, as_json)
 
 
 @app.command("run")
@@ -184,10 +202,7 @@ def run_skill(
     from rmskill.evaluate import run_once
 
     data = run_once(skill, arm, target, weights=weights)
-    if as_json:
-        _emit_json(data)
-    else:
-        out.print_json(data=data)
+    _show(data, as_json)
     if not data.get("success"):
         raise typer.Exit(1)
 
@@ -263,10 +278,7 @@ def finetune(
 
         data = run_finetune(skill, arm, method, episodes, out_dir, resume=resume, reward=reward, seed=seed,
                             progress=tick)
-    if as_json:
-        _emit_json(data)
-    else:
-        out.print_json(data=data)
+    _show(data, as_json)
 
 
 @app.command("sim-serve")
