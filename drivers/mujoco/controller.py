@@ -105,10 +105,12 @@ class CartesianImpedance:
         self._prev_quat[:] = tq
         w[:3] = self.kt * (tp - pos) + self.dt_ * (vff - vel[:3])
         w[3:] = self.kr * self._erot + self.dr * (self._wff - vel[3:])
-        if self.extra_payload:
-            f = -self.extra_payload * GRAVITY
-            w[:3] += f
-            w[3:] += np.cross(self._xmat @ self.extra_com + self._xpos - pos, f)
+        if self.extra_payload:  # lift the load: +m g up, and its moment about the TCP (cross by hand)
+            fz = -self.extra_payload * GRAVITY[2]
+            lx, ly, _ = (self._xmat @ self.extra_com + self._xpos - pos).tolist()
+            w[2] += fz
+            w[3] += ly * fz
+            w[4] -= lx * fz
         tau = self._bias + jac.T @ w
         if self.dof > 6:  # posture in the null space of the TCP task, projector refreshed at 100 Hz
             if self._null is None or self._null_age >= 10:
