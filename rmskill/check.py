@@ -53,6 +53,10 @@ def _check_state(arm: SafeArm) -> str:
         _expect(bool(np.all(np.isfinite(s0.wrench.force))), "wrench force must be finite")
     arm.servo(s0.base_T_tcp)
     s1 = arm.state()
+    deadline = time.monotonic() + 0.1  # a real controller's next state frame may still be on its way
+    while s1.time <= s0.time and time.monotonic() < deadline:
+        time.sleep(0.002)
+        s1 = arm.state()
     _expect(s1.time > s0.time, f"state time must advance after a servo period ({s0.time} -> {s1.time})")
     return f"dof {caps.dof}, TCP at {np.round(s0.base_T_tcp.xyz, 4).tolist()} m"
 

@@ -238,6 +238,9 @@ def test_plain_ur_rtde_speed_teach_and_kinematics(emulator):
         assert np.allclose(control.getForwardKinematics(), pose, atol=1e-6)
         assert control.teachMode() and control.endTeachMode()
         assert control.setPayload(1.2, [0.0, 0.0, 0.05])
+        deadline = time.monotonic() + 1.0  # the next RTDE output frames carry it
+        while receive.getPayload() != pytest.approx(1.2) and time.monotonic() < deadline:
+            time.sleep(0.005)
         assert receive.getPayload() == pytest.approx(1.2)
         control.stopScript()
     finally:
