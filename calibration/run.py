@@ -12,8 +12,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rmskill.calibration.fixture import calibrate_fixture
 from rmskill.calibration.operator import Operator, default_operator
 from rmskill.calibration.payload import calibrate_payload
@@ -23,6 +21,7 @@ from rmskill.calibration.tcp import calibrate_tcp
 from rmskill.config import ArmConfig, load_arm_config
 from rmskill.errors import CalibrationError, ConfigError
 from rmskill.geometry import Pose
+from rmskill.storage import plain
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +29,6 @@ PROCEDURES = ("tcp", "fixture", "servo", "payload", "all")
 FIXTURE_METHODS = ("touch", "teach")
 MAX_TCP_RESIDUAL_MM = 0.5  # a larger pivot residual means the tip slipped or the tool is loose
 MAX_FIXTURE_RESIDUAL_MM = 0.5  # touch-offs that disagree more than this are not trusted
-
-
-def _plain(value: Any) -> Any:
-    """Numbers and lists that YAML and JSON write as they are (no numpy types)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _sim_error(measured: Pose, truth: Pose) -> dict:
@@ -70,11 +58,11 @@ class _Session:
             raise CalibrationError(f"pivot residual {result.rms_residual_mm:.3f} mm is above "
                                    f"{MAX_TCP_RESIDUAL_MM} mm: the tip slipped on the pivot or the tool is loose; "
                                    "nothing was stored")
-        entry = _plain(result.entry())
+        entry = plain(result.entry())
         self.store.save_entry("tcp", entry)
         self.tcp, self.tcp_source = result.flange_T_tcp, "calibrated"
         self.arm.set_tcp(self.tcp)
-        out = {**entry, "pivot": _plain(result.base_pivot)}
+        out = {**entry, "pivot": plain(result.base_pivot)}
         if self.sim is not None:
             out["sim_check"] = _sim_error(result.flange_T_tcp, self.sim.flange_T_tcp())
         return out
@@ -88,7 +76,7 @@ class _Session:
             raise CalibrationError(f"fixture '{name}': touch-offs disagree by {result.residual_mm:.3f} mm "
                                    f"(limit {MAX_FIXTURE_RESIDUAL_MM} mm): is the nest loose or dirty? "
                                    "nothing was stored")
-        entry = _plain(result.entry())
+        entry = plain(result.entry())
         self.store.save_entry("fixtures", entry, name=name)
         out = {"fixture": name, **entry, "tcp_used": self.tcp_source}
         if self.sim is not None:
@@ -98,7 +86,7 @@ class _Session:
     def servo_procedure(self) -> dict:
         self._go_home()
         result = calibrate_servo(self.arm)
-        entry = _plain(result.entry())
+        entry = plain(result.entry())
         self.store.save_entry("servo", entry)
         out = dict(entry)
         if self.sim is not None:
@@ -109,7 +97,7 @@ class _Session:
         self.operator.clear_gripper(self.arm)  # the arm file's payload is the empty gripper
         self._go_home()
         result = calibrate_payload(self.arm, restore_tcp=self.tcp)
-        entry = _plain(result.entry())
+        entry = plain(result.entry())
         self.store.save_entry("payload", entry)
         return dict(entry)
 
@@ -176,12 +164,12 @@ def calibrate(procedure: str, arm_file: str | Path | ArmConfig | dict, fixture: 
                 out["payload"] = session.payload_procedure()
             else:
                 out["payload"] = {"skipped": "this arm does not sense the wrist wrench"}
-    return _plain(out)
+    return plain(out)
 
 
 def show(arm_file: str | Path | ArmConfig | dict) -> dict:
     """What the store holds for the arm of ``arm_file``: every entry with its quality figure and date."""
     config = load_arm_config(arm_file)
     store = CalibrationStore(config.name)
-    return _plain({"arm": config.name, "store": str(store.path), "digest": store.digest(),
+    return plain({"arm": config.name, "store": str(store.path), "digest": store.digest(),
                    "calibration": store.load()})

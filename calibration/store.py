@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import yaml
 
 from rmskill.errors import ConfigError
 from rmskill.geometry import Pose
+from rmskill.storage import atomic_write_text
 
 
 def rmskill_home() -> Path:
@@ -48,17 +48,7 @@ class CalibrationStore:
             data[key] = entry
         else:
             data.setdefault(key, {})[name] = entry
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".calibration.", suffix=".yaml")
-        try:
-            with os.fdopen(fd, "w") as f:
-                yaml.safe_dump(data, f, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(self.path, yaml.safe_dump(data, sort_keys=True))
 
     # --- typed accessors ----------------------------------------------------------------
     def tcp(self) -> Pose | None:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from rmskill import __version__, registry
 from rmskill.errors import ConfigError, RmskillError
+from rmskill.storage import plain
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="rmskill: precise robot skills on any arm (UR, Franka, MuJoCo).")
@@ -27,21 +28,8 @@ ArmOpt = typer.Option(..., "--arm", help="Arm file (YAML).", exists=False)
 JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON result.")
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe: numpy scalars to floats, NaN/inf (an episode that never started) to null."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def _emit_json(data: Any) -> None:
-    print(json.dumps(_plain(data), indent=2, allow_nan=False, default=float))
+    print(json.dumps(plain(data), indent=2, allow_nan=False, default=float))
 
 
 def _show(data: dict, as_json: bool) -> None:
@@ -49,7 +37,7 @@ def _show(data: dict, as_json: bool) -> None:
     if as_json:
         _emit_json(data)
     else:
-        out.print_json(data=_plain(data))
+        out.print_json(data=plain(data))
 
 
 @app.callback()

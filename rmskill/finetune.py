@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,10 +27,11 @@ import numpy as np
 from rmskill.calibration.store import CalibrationStore
 from rmskill.config import load_arm_config
 from rmskill.errors import ConfigError
-from rmskill.learning.corrector import Corrector, load_corrector, net_from_corrector
+from rmskill.learning.corrector import RESIDUAL_FILE, Corrector, load_corrector, net_from_corrector
 from rmskill.learning.episodes import Episode, EpisodeStore
 from rmskill.learning.outcome import SOURCES
 from rmskill.skill import load_skill
+from rmskill.storage import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +77,9 @@ class _Recorder:
 
 
 def _write_checkpoint(out: Path, corrector: Corrector, base_dir: Path, manifest: dict[str, Any]) -> None:
-    """Replace the run's weights (residual + manifest) atomically: write beside, then rename."""
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".ckpt-"))
-    try:
-        corrector.save(tmp)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """Replace the run's weights (residual, then the manifest naming it) file by file, atomically."""
+    atomic_write(out / RESIDUAL_FILE, corrector.save_to)
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2))
     if not (out / "base.safetensors").exists():
         shutil.copy2(base_dir / "base.safetensors", out / "base.safetensors")
 

@@ -45,7 +45,7 @@ def test_killed_run_resumes_with_every_finished_episode(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["episodes"] == 8 and manifest["method"] == "role-model"
     assert manifest["arm"] == "sim-ur5e-perturbed" and manifest["residual"] == "residual.safetensors"
-    assert not list(out.glob(".ckpt-*"))  # no half-written checkpoint left behind
+    assert not list(out.glob(".*"))  # no half-written checkpoint or temporary file left behind
 
 
 def test_run_directory_is_a_weights_folder(tmp_path):

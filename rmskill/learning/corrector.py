@@ -16,6 +16,7 @@ from safetensors.numpy import load_file, save_file
 from torch import nn
 
 from rmskill.errors import SkillError
+from rmskill.storage import atomic_write
 
 RESIDUAL_FILE = "residual.safetensors"
 
@@ -71,11 +72,12 @@ class Corrector:
             c = np.clip(c + self.noise, -self.scale, self.scale)
         return c
 
+    def save_to(self, path: str | Path) -> None:
+        save_file({k: v.astype(np.float32) for k, v in self.t.items()}, str(path), metadata={"scale": repr(self.scale)})
+
     def save(self, folder: str | Path) -> Path:
-        path = Path(folder) / RESIDUAL_FILE
-        save_file({k: v.astype(np.float32) for k, v in self.t.items()}, str(path),
-                  metadata={"scale": repr(self.scale)})
-        return path
+        """Write ``residual.safetensors`` into ``folder`` atomically."""
+        return atomic_write(Path(folder) / RESIDUAL_FILE, self.save_to)
 
 
 def load_corrector(folder: str | Path) -> Corrector | None:

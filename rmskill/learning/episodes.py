@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from rmskill.storage import atomic_write
+
 
 @dataclass
 class Episode:
@@ -65,12 +67,11 @@ class EpisodeStore:
     def append(self, episode: Episode, record: dict[str, Any]) -> dict[str, Any]:
         number = len(self.records()) + 1
         name = f"episodes/{number:06d}.npz"
-        tmp = self.root / f"{name}.tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, obs=episode.obs, base=episode.base, correction=episode.correction)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.root / name)
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a bare path
+                np.savez(f, obs=episode.obs, base=episode.base, correction=episode.correction)
+
+        atomic_write(self.root / name, write)
         record = {"episode": number, "file": name, "reward": float(episode.reward), **record}
         with open(self.index, "a") as f:
             f.write(json.dumps(record, default=float) + "\n")

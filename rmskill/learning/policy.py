@@ -15,14 +15,13 @@ Files in a weights folder:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rmskill.errors import SkillError
+from rmskill.storage import atomic_write, atomic_write_text
 
 WEIGHTS_FILE = "base.safetensors"
 MANIFEST_FILE = "manifest.json"
@@ -124,17 +123,8 @@ def save_policy(folder: str | Path, policy: MLPPolicy, manifest: dict[str, Any])
     manifest = {**manifest, "obs_mean": policy.obs_mean.tolist(), "obs_std": policy.obs_std.tolist()}
     if policy.asinh_scale is not None:
         manifest["action_asinh_scale"] = policy.asinh_scale.tolist()
-    for name, writer in ((WEIGHTS_FILE, lambda p: save_file(policy.tensors(), p)),
-                         (MANIFEST_FILE, lambda p: Path(p).write_text(json.dumps(manifest, indent=2) + "\n"))):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        os.close(fd)
-        try:
-            writer(tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, folder / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(policy.tensors(), tmp))
+    atomic_write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
 
 
 def torch_mlp(obs_dim: int, action_dim: int, hidden: tuple[int, ...] = (128, 128)):
