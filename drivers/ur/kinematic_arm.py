@@ -14,6 +14,7 @@ import numpy as np
 
 from rmskill.arm import Arm, ArmState, Capabilities, Wrench
 from rmskill.config import ArmConfig
+from rmskill.drivers.mujoco.robots import UR5E
 from rmskill.errors import DriverError
 from rmskill.geometry import Pose
 
@@ -21,14 +22,7 @@ log = logging.getLogger(__name__)
 
 #: Standard DH (d, a, alpha) per joint, [m] and [rad].
 DH_TABLES: dict[str, tuple[tuple[float, float, float], ...]] = {
-    "ur5e": (
-        (0.1625, 0.0, np.pi / 2),
-        (0.0, -0.425, 0.0),
-        (0.0, -0.3922, 0.0),
-        (0.1333, 0.0, np.pi / 2),
-        (0.0997, 0.0, -np.pi / 2),
-        (0.0996, 0.0, 0.0),
-    ),
+    "ur5e": tuple((link.d, link.a, link.alpha) for link in UR5E.links),  # the simulator's own table
     "ur10e": (
         (0.1807, 0.0, np.pi / 2),
         (0.0, -0.6127, 0.0),
