@@ -4,7 +4,10 @@ the arm-measured reward, then is evaluated on ``--eval-episodes`` fresh episodes
 
     python benchmarks/bench_finetune.py [--episodes 200] [--eval-episodes 50] [--arms ur5e fr3]
         [--methods base residual role-model hybrid] [--out runs/bench_finetune] [--plot curve.png]
-        [--reuse] [--json]
+        [--reuse] [--touch-centre] [--json]
+
+``--touch-centre`` adds a row per method: the same weights evaluated with the skill's touch check
+letting the plate go at the centre the arm measured (``touch_centre``), the integrator's option.
 
 Prints a markdown table and writes a learning-curve PNG (training-episode error, moving average).
 """
@@ -22,6 +25,7 @@ import numpy as np
 from rmskill.evaluate import evaluate
 from rmskill.finetune import finetune
 from rmskill.learning.episodes import EpisodeStore
+from rmskill.skill import load_skill
 
 ARMS = Path(__file__).resolve().parents[1] / "examples" / "arms"
 METHODS = ("base", "residual", "role-model", "hybrid")
@@ -48,6 +52,19 @@ def run(arm: str, method: str, episodes: int, eval_episodes: int, out: Path, see
     row.update({k: result[k] for k in ("success_rate", "translation_error_mm", "rotation_error_deg", "peak_force_n")})
     (out / f"row-{arm}-{method}.json").write_text(json.dumps(row, default=float))
     return row
+
+
+def run_touch_centre(row: dict, eval_episodes: int, out: Path, seed: int) -> dict:
+    """``row``'s weights again, the plate let go at the touch check's centre."""
+    arm, method = row["arm"], row["method"]
+    weights = None if method == "base" else out / f"{arm}-{method}"
+    skill = load_skill("plate_placement", weights=weights).configure(touch_check=True, touch_centre=True)
+    result = evaluate(skill, ARMS / f"sim-{arm}-perturbed.yaml", eval_episodes, seed=seed + 1000)
+    new = {k: v for k, v in row.items() if k not in ("curve", "train_success")}
+    new["method"] = f"{method}+touch-centre"
+    new.update({k: result[k] for k in ("success_rate", "translation_error_mm", "rotation_error_deg", "peak_force_n")})
+    (out / f"row-{arm}-{new['method']}.json").write_text(json.dumps(new, default=float))
+    return new
 
 
 def _moving(values: np.ndarray, k: int = 20, stat=np.nanmean) -> np.ndarray:
@@ -96,6 +113,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out again, no retraining")
     parser.add_argument("--report", nargs="*", type=Path, default=None,
                         help="only tabulate and plot the rows saved in these run directories")
+    parser.add_argument("--touch-centre", action="store_true",
+                        help="also evaluate each method with the touch check centring the plate")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -103,14 +122,16 @@ def main() -> None:
     if args.report is not None:
         order = {m: i for i, m in enumerate(METHODS)}
         rows = sorted((json.loads(f.read_text()) for d in args.report or [args.out] for f in d.glob("row-*.json")),
-                      key=lambda r: (r["arm"], order[r["method"]]))
+                      key=lambda r: (r["arm"], order.get(r["method"].split("+")[0].split(" ")[0], 9), r["method"]))
         args.arms = []
     for arm in args.arms:
         for method in args.methods:
             rows.append(run(arm, method, args.episodes, args.eval_episodes, args.out, args.seed, args.reuse))
-            r = rows[-1]
-            print(f"# {arm} {method}: success {r['success_rate']:.0%}, "
-                  f"error {r['translation_error_mm']['mean']:.3f} mm", flush=True)
+            if args.touch_centre:
+                rows.append(run_touch_centre(rows[-1], args.eval_episodes, args.out, args.seed))
+            for r in rows[-1 - args.touch_centre:]:
+                print(f"# {arm} {r['method']}: success {r['success_rate']:.0%}, "
+                      f"error {r['translation_error_mm']['mean']:.3f} mm", flush=True)
     plot(rows, args.plot)
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k not in ("curve", "train_success")} for r in rows],
@@ -122,7 +143,7 @@ def main() -> None:
     for r in rows:
         t, q = r["translation_error_mm"], r["rotation_error_deg"]
         print(f"| {r['arm']} | {r['method']} | {r['episodes']} | {r['success_rate']:.0%} | {t['mean']:.3f} | "
-              f"{t['p95']:.3f} | {q['mean']:.3f} | {q['p95']:.3f} | {r['peak_force_n']['max']:.1f} | "
+              f"{t['p95']:.3f} | {q['mean']:.4f} | {q['p95']:.4f} | {r['peak_force_n']['max']:.1f} | "
               f"{r['train_wall_s']:.0f} |")
     print(f"(evaluation: {args.eval_episodes} episodes, seed {args.seed + 1000}; learning curve: {args.plot})")
 

@@ -184,12 +184,14 @@ def run_skill(
     arm: Path = ArmOpt,
     target: str = typer.Option(..., "--target", help="Fixture name in the arm file."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
+    touch_check: bool = typer.Option(False, "--touch-check",
+                                     help="Measure where the placed object sits with the arm (skills that have one)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Run a skill once on an arm, from where the arm is."""
     from rmskill.evaluate import run_once
 
-    data = run_once(skill, arm, target, weights=weights)
+    data = run_once(skill, arm, target, weights=weights, settings={"touch_check": True} if touch_check else None)
     _show(data, as_json)
     if not data.get("success"):
         raise typer.Exit(1)

@@ -67,14 +67,17 @@ def _skill(skill: str | Skill, weights: str | Path | None) -> Skill:
 
 
 def run_once(skill_name: str | Skill, arm_file: str | Path | ArmConfig, target: str,
-             weights: str | Path | None = None) -> dict[str, Any]:
+             weights: str | Path | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Connect the arm, run the skill once to ``target`` from where the arm is; the result as a dict.
 
-    The skill, its weights and the target are all checked before anything moves.
+    ``settings`` change the skill's config (``Skill.configure``), e.g. ``{"touch_check": True}``.
+    The skill, its weights, the settings and the target are all checked before anything moves.
     """
     from rmskill.connect import connect
 
     skill = _skill(skill_name, weights)
+    if settings:
+        skill.configure(**settings)
     config = load_arm_config(arm_file)
     config.fixture(target)  # ConfigError naming the fixtures, before connecting
     with connect(config) as arm:

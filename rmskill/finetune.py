@@ -38,22 +38,27 @@ log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 
 
-def make_learner(method: str, obs_dim: int, act_dim: int, seed: int):
+def make_learner(method: str, obs_dim: int, act_dim: int, seed: int, action_scale=None):
+    """The learner for ``method``; ``action_scale`` (the skill's units per normalised action) lets
+    the role model turn the touch check's measured centre into labels."""
     import torch
 
+    from rmskill.learning.role_model import RoleModelConfig
+
     torch.set_num_threads(1)  # tiny networks: one thread is faster, and leaves a core to the arm
+    role = RoleModelConfig(action_scale=tuple(action_scale)) if action_scale is not None else RoleModelConfig()
     if method == "role-model":
         from rmskill.learning.role_model import RoleModelFineTuner
 
-        return RoleModelFineTuner(obs_dim, act_dim, seed=seed)
+        return RoleModelFineTuner(obs_dim, act_dim, config=role, seed=seed)
     if method == "residual":
         from rmskill.learning.residual import ResidualFineTuner
 
         return ResidualFineTuner(obs_dim, act_dim, seed=seed)
     if method == "hybrid":
-        from rmskill.learning.hybrid import HybridFineTuner
+        from rmskill.learning.hybrid import HybridConfig, HybridFineTuner
 
-        return HybridFineTuner(obs_dim, act_dim, seed=seed)
+        return HybridFineTuner(obs_dim, act_dim, config=HybridConfig(role=role), seed=seed)
     raise ConfigError(f"unknown method '{method}' (methods: role-model, residual, hybrid)")
 
 
@@ -115,7 +120,8 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
     skill = load_skill(skill_name)
     base_dir = Path(skill.weights_dir)
     obs_dim, act_dim = len(skill.manifest["obs_names"]), len(skill.manifest["action_names"])
-    learner = make_learner(method, obs_dim, act_dim, seed)
+    learner = make_learner(method, obs_dim, act_dim, seed,
+                           action_scale=getattr(getattr(skill, "config", None), "action_scale", None))
     store = EpisodeStore(out)
     done = store.records()
     if done:  # resume: feed the learner every finished episode, then the last checkpoint's weights
@@ -130,6 +136,7 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
             learner.corrector = saved
         log.info("resuming %s at episode %d", out, len(done) + 1)
     outcome = SOURCES[reward]()
+    outcome.prepare(skill)
     recorder = _Recorder(learner)
     skill.residual = recorder
     targets = sorted(config.fixtures)
@@ -163,8 +170,9 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
                 if arm.sim is not None else None,
                 "peak_force_n": summary["peak_force_n"], "duration_s": summary["duration_s"],
                 "wall_s": time.perf_counter() - wall, "noise": np.asarray(noise).tolist(),
-                "message": summary["message"],
+                "message": summary["message"], "measurements": summary.get("measurements", {}),
             })
+            episode.info = record
             learner.end_episode(episode)
             records.append(record)
             last = i + 1 == episodes

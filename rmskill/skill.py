@@ -12,7 +12,7 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ class SkillResult:
         measured_by: ``"simulator truth"`` or ``"arm measurement"``.
         target: The fixture name.
         message: Why it failed, where it did (e.g. a safety violation); empty on success.
+        measurements: What the skill measured with the arm besides the errors (e.g. the plate
+            placement's touch check: ``touch_offset_mm``), by name.
     """
 
     success: bool
@@ -56,6 +58,7 @@ class SkillResult:
     measured_by: str = "arm measurement"
     target: str = ""
     message: str = ""
+    measurements: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The result without the trajectory, JSON-ready."""
@@ -77,6 +80,7 @@ class Context:
     peak_force: float = 0.0
     trajectory: list[dict] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    measurements: dict[str, float] = field(default_factory=dict)
 
 
 #: ``act(obs, ctx) -> action``: replaces the skill's own policy for a run (experts, data collection).
@@ -129,6 +133,21 @@ class Skill(ABC):
                 raise SkillError(f"weights not found: {folder / manifest['residual']} does not exist "
                                  "(named by the manifest)")
         return cls(policy, residual=residual, manifest=manifest)
+
+    def configure(self, **changes: Any) -> Skill:
+        """Change settings of the skill's ``config`` dataclass by name; returns the skill.
+
+        ``load_skill("plate_placement").configure(touch_check=True)``. An unknown setting is a
+        ``ConfigError`` naming the ones there are.
+        """
+        config = getattr(self, "config", None)
+        known = {f.name for f in fields(config)} if config is not None and is_dataclass(config) else set()
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"skill '{self.name}' has no setting {', '.join(map(repr, unknown))} "
+                              f"(settings: {', '.join(sorted(known)) or 'none'})")
+        self.config = replace(config, **changes)
+        return self
 
     # --- actions ------------------------------------------------------------------------
     def act(self, obs: np.ndarray) -> np.ndarray:

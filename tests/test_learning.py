@@ -8,7 +8,7 @@ import pytest
 from rmskill.learning.corrector import Corrector, CorrectorNet, load_corrector
 from rmskill.learning.episodes import Episode, EpisodeStore
 from rmskill.learning.outcome import ArmMeasuredOutcome
-from rmskill.learning.role_model import RoleModelFineTuner, group_trials, role_model_labels
+from rmskill.learning.role_model import RoleModelFineTuner, group_trials, measured_centres, role_model_labels
 
 OBS, ACT = 17, 4
 
@@ -74,6 +74,36 @@ def test_groups_and_role_model_labels():
         np.testing.assert_allclose(label[30 * k: 30 * (k + 1)], role.correction)
 
 
+def test_centre_labels_steer_the_command_to_the_measured_centre():
+    """Seated trials' touch checks put shelf_1's centre at x = -2.5 mm, y = 0.4 mm, yaw = 0.1 deg (medians);
+    lateral labels then close half the command's gap each step (bounded), depth keeps the role model's."""
+    rng = np.random.default_rng(3)
+    trials = [episode(rng, r, off) for r, off in ((0.9, 0.05), (0.3, -0.1), (-1.0, 0.0))]
+    for e, cx in zip(trials, (-2.4, -2.6, -9.0), strict=True):
+        e.info = {"target": "shelf_1", "measurements": {"touch_centre_x_mm": cx, "touch_centre_y_mm": 0.4,
+                                                        "touch_centre_yaw_deg": 0.1}}
+    trials[2].info["measurements"] = {}  # not seated: no touch check
+    centres = measured_centres(trials)
+    np.testing.assert_allclose(centres["shelf_1"][[0, 1, 3]], [-2.5, 0.4, 0.1])
+    for e in trials:  # the command: x = -2.3 mm (0.2 mm short of the centre), y = 0.4, yaw = 0.1
+        e.obs[:, 4:8] = 0.0
+        e.obs[:, :2] = (-2.3, 0.4)
+        e.obs[:, 3] = 0.1
+        e.base[:, :] = 0.0
+    obs, _base, label = role_model_labels(trials, radius=2.0, min_reward=0.0, scale=0.2, centre_gain=0.5,
+                                         action_scale=(2.0, 2.0, 2.0, 0.5))
+    assert len(obs) == 90
+    np.testing.assert_allclose(label[:, 0], 0.5 * (-2.5 + 2.3) / 2.0)  # toward -x, a twentieth of a step
+    np.testing.assert_allclose(label[:, [1, 3]], 0.0, atol=1e-12)  # already centred in y and yaw
+    np.testing.assert_allclose(label[:, 2], 0.05)  # depth: the role model's own correction
+    far = trials[0].obs.copy()
+    far[:, 0] = 3.0
+    trials[0].obs = far
+    _, _, label = role_model_labels(trials[:1], radius=2.0, min_reward=0.0, scale=0.2, centre_gain=0.5,
+                                    action_scale=(2.0, 2.0, 2.0, 0.5))
+    np.testing.assert_allclose(label[:, 0], -0.2)  # far off: the bound
+
+
 def test_role_model_learner_moves_toward_the_best_trial():
     learner = RoleModelFineTuner(OBS, ACT, seed=0)
     rng = np.random.default_rng(2)
@@ -121,3 +151,25 @@ def test_off_policy_learners_update_and_stay_bounded(method):
     assert learner.updates > 0 and np.isfinite(learner.last_loss)
     if method == "hybrid":
         assert learner.labels is not None  # the role-model regression term is in the actor loss
+
+
+def test_arm_measured_outcome_rewards_a_centred_release():
+    """With the touch check, a command let go in the middle of the clearance beats one pressing a
+    wall, and a touch check that found no walls (no plate in the nest) is not seated."""
+
+    class Result:
+        peak_force_n, message = 8.0, ""
+
+        def __init__(self, off_mm: float, off_deg: float = 0.0):
+            self.measurements = {"touch_command_offset_mm": off_mm, "touch_command_offset_yaw_deg": off_deg}
+
+    seated = np.zeros((20, OBS))
+    seated[:, 2] = np.linspace(-15, 0, 20)
+    seated[-5:, 13] = -5.0
+    outcome = ArmMeasuredOutcome()
+    centred, pressed, far, twisted = (outcome(Result(*m), seated) for m in ((0.05,), (0.6,), (4.0,), (0.05, 0.4)))
+    assert centred.reward > pressed.reward > far.reward
+    assert centred.reward > twisted.reward
+    assert far.success and far.reward > outcome(Result(float("nan")), seated).reward
+    assert not outcome(Result(float("nan")), seated).success
+    assert centred.details["centre_offset_mm"] == pytest.approx(0.05)

@@ -66,6 +66,42 @@ def test_places_a_plate_on_the_ur5e(skill, ur5e):
     json.dumps(result.summary())  # JSON-ready for --json
 
 
+def test_touch_check_finds_where_the_plate_sits_in_its_clearance(skill, tmp_path):
+    """The shelf is really 0.2 mm off along the nest's x (uncalibrated), so the plate goes in 0.2 mm
+    off centre without touching a wall; the held plate's touch check finds that, and the free travel
+    between the walls (the 0.6 mm clearance, less contact compliance), with the arm alone."""
+    import dataclasses
+
+    import yaml
+
+    arm_file = tmp_path / "offset.yaml"
+    config = yaml.safe_load(UR5E.read_text())
+    config["name"] = "sim-ur5e-offset"
+    config.setdefault("sim", {}).setdefault("truth", {})["fixture_error"] = [0.0, 0.0002, 0.0, 0.0, 0.0, 0.0]
+    arm_file.write_text(yaml.safe_dump(config))
+    checking = PlatePlacement(skill.policy, manifest=skill.manifest,
+                              config=dataclasses.replace(skill.config, touch_check=True))
+    with rmskill.connect(arm_file) as arm:
+        arm.sim.reset(tcp_pose=arm.config.fixture("shelf_2") @ random_start(np.random.default_rng(5)), seed=5)
+        result = checking.run(arm, target="shelf_2")
+        plate = arm.sim.fixture_pose("shelf_2").inverse() @ arm.sim.plate_pose()
+    assert result.success, result.message
+    m = result.measurements
+    assert 0.35 < m["touch_free_x_mm"] < 0.7 and 0.35 < m["touch_free_y_mm"] < 0.7
+    # The nest frame's y: the shelf moved +0.2 mm, so the plate sits 0.2 mm to its -y side.
+    assert m["touch_offset_y_mm"] == pytest.approx(-0.2, abs=0.08)
+    assert abs(m["touch_offset_x_mm"]) < 0.08 and abs(m["touch_offset_yaw_deg"]) < 0.1
+    assert m["touch_offset_y_mm"] == pytest.approx(plate.xyz[1] * 1000, abs=0.08)  # and where it was let go
+    assert m["touch_command_offset_mm"] >= m["touch_offset_mm"] - 0.05
+    # With touch_centre the arm lets the plate go where its touch check found the middle.
+    checking.configure(touch_centre=True)
+    with rmskill.connect(arm_file) as arm:
+        arm.sim.reset(tcp_pose=arm.config.fixture("shelf_2") @ random_start(np.random.default_rng(5)), seed=5)
+        result = checking.run(arm, target="shelf_2")
+    assert result.success, result.message
+    assert result.translation_error_mm < 0.08, result.measurements
+
+
 def test_unknown_target_is_refused_before_motion(skill, ur5e):
     before = ur5e.state()
     with pytest.raises(ConfigError, match=r"shelf_9.*fixtures: shelf_1, shelf_2, shelf_3"):
@@ -155,12 +191,15 @@ def test_run_once_from_home_and_refuses_unknown_targets_before_connecting(monkey
 
     connect_module = importlib.import_module("rmskill.connect")
 
-    out = run_once("plate_placement", UR5E, "shelf_2")
+    out = run_once("plate_placement", UR5E, "shelf_2", settings={"touch_check": True})
     assert out["success"] and out["arm"] == "sim-ur5e" and out["measured_by"] == "simulator truth"
+    assert out["measurements"]["touch_offset_mm"] < 0.15  # the nominal cell: the plate goes in centred
     json.dumps(out)
     monkeypatch.setattr(connect_module, "connect", lambda *a, **k: pytest.fail("connected"))
     with pytest.raises(ConfigError, match="shelf_7"):
         run_once("plate_placement", UR5E, "shelf_7")
+    with pytest.raises(ConfigError, match=r"no setting 'touch_chek'.*touch_check"):
+        run_once("plate_placement", UR5E, "shelf_2", settings={"touch_chek": True})
 
 
 def test_a_residual_named_by_the_manifest_must_exist(tmp_path):

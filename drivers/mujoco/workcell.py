@@ -157,6 +157,12 @@ def build_spec(config: ArmConfig, model: ArmModel) -> mujoco.MjSpec:
         act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
         act.ctrlrange = [0.0, FINGER_STROKE]
         act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+    # The fingers are coupled (rack and pinion, as on a real parallel gripper): a sideways push on a
+    # held plate reaches the wrist instead of sliding both fingers across the palm.
+    couple = spec.add_equality(name="fingers_coupled", type=mujoco.mjtEq.mjEQ_JOINT, name1="finger_left",
+                               name2="finger_right")
+    couple.data[:5] = [0.0, 1.0, 0.0, 0.0, 0.0]
+    couple.solref = [0.005, 1.0]
     spec.add_sensor(name="ft_force", type=mujoco.mjtSensor.mjSENS_FORCE, objtype=mujoco.mjtObj.mjOBJ_SITE,
                     objname="ft")
     spec.add_sensor(name="ft_torque", type=mujoco.mjtSensor.mjSENS_TORQUE, objtype=mujoco.mjtObj.mjOBJ_SITE,

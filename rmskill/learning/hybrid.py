@@ -43,7 +43,8 @@ class HybridFineTuner(ResidualFineTuner):
         self.history.append(episode)
         if len(self.history) % self.role.relabel_every == 0:
             obs, base, label = role_model_labels(self.history, self.role.group_radius, self.role.min_reward,
-                                                 self.role.scale)
+                                                 self.role.scale, centre_gain=self.role.centre_gain,
+                                                 action_scale=self.role.action_scale)
             self.labels = tuple(torch.as_tensor(a, dtype=torch.float32) for a in (obs, base, label)) \
                 if len(obs) else None
         super().end_episode(episode)

@@ -3,7 +3,10 @@
 - ``ArmMeasuredOutcome`` (the default for fine-tuning, in the simulator too): only what the arm
   measured during the trial: whether the TCP reached the seat depth with the nest pushing back,
   how hard the plate rubbed the guide walls (lateral force and yaw torque after first contact),
-  and the peak force. A plate that slides in without touching a wall was aimed right.
+  the peak force, and, when the skill ran its touch check (the plate placement skill's
+  ``touch_check``: the held plate feels for the nest's walls each way), how far the final command
+  was from the middle of the clearance in mm and degrees. A plate that slides in without
+  touching a wall and is let go in the middle of its clearance was aimed right.
 - ``SimTruthOutcome``: the simulator's ground truth (the plate against the nest's true seat); for
   evaluation and ``--reward truth`` comparisons.
 - ``OperatorOutcome``: a person at the console says whether the plate sat right.
@@ -33,6 +36,10 @@ class Outcome:
 class OutcomeSource(ABC):
     name: str = "outcome"
 
+    def prepare(self, skill: Any) -> None:
+        """Set the skill up to measure what this source needs (called once before the trials)."""
+        return None  # most sources need nothing
+
     @abstractmethod
     def __call__(self, result: Any, obs: np.ndarray) -> Outcome:
         """Score one trial from its ``SkillResult`` and its observations (steps x features)."""
@@ -52,6 +59,11 @@ class ArmMeasuredOutcome(OutcomeSource):
         self.seat_depth_mm = seat_depth_mm
         self.force_scale = force_scale
 
+    def prepare(self, skill: Any) -> None:
+        """Turn on the skill's touch check, where it has one, so the reward sees the centring."""
+        if hasattr(getattr(skill, "config", None), "touch_check"):
+            skill.configure(touch_check=True)
+
     def __call__(self, result: Any, obs: np.ndarray) -> Outcome:
         if len(obs) == 0:
             return Outcome(-1.0, False, {"seated": 0.0})
@@ -64,10 +76,20 @@ class ArmMeasuredOutcome(OutcomeSource):
         else:
             lateral = twist = 0.0
         peak = float(getattr(result, "peak_force_n", 0.0))
-        penalty = 0.1 * lateral / self.force_scale + 0.5 * twist + 0.002 * peak
-        reward = (1.0 if seated else -1.0) - penalty
-        return Outcome(float(reward), seated, {"seated": float(seated), "lateral_force_n": lateral,
-                                                "yaw_torque_nm": twist, "peak_force_n": peak})
+        cost = 0.1 * lateral / self.force_scale + 0.5 * twist + 0.002 * peak
+        details = {"seated": float(seated), "lateral_force_n": lateral, "yaw_torque_nm": twist, "peak_force_n": peak}
+        touch = getattr(result, "measurements", None) or {}
+        if seated and "touch_command_offset_mm" in touch:
+            off_mm, off_deg = touch["touch_command_offset_mm"], abs(touch["touch_command_offset_yaw_deg"])
+            details.update(centre_offset_mm=off_mm, centre_offset_deg=off_deg)
+            if np.isfinite(off_mm) and np.isfinite(off_deg):
+                cost += off_mm + off_deg  # like the truth reward: a millimetre costs as much as a degree
+            else:  # the touch check found no walls around the plate: not in the nest
+                seated = False
+                details["seated"] = 0.0
+        # Bounded: every seated trial (reward in (0.05, 1]) beats every one that is not ((-1.95, -1]).
+        reward = (1.0 if seated else -1.0) - 0.95 * cost / (1.0 + cost)
+        return Outcome(float(reward), seated, details)
 
 
 class SimTruthOutcome(OutcomeSource):

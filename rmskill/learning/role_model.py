@@ -17,6 +17,15 @@ Learned selection (our extension, ``learned_selection``): rewards are noisy (eac
 so the single best trial is often a lucky one. A ridge-regressed quadratic reward model over each
 trial's mean correction scores every trial; the role model is the trial with the best blend of
 its measured and its predicted reward. The labels are still that trial's own actions.
+
+Centre labels (our extension, ``centre_gain``): where the skill ran its touch check (the plate
+placement skill does during fine-tuning), each seated trial measured, with the arm, the TCP pose
+that centres the plate between the nest's walls. The per-fixture median of those centres turns
+the lateral part of every label (x, y, yaw) into "steer the command toward the measured centre":
+``clip(gain * (centre - command) / action_scale - base_action, +-scale)``; depth (z) keeps the role
+model's label. A role model only ever tried one constant aim, so its own lateral labels keep
+pushing after the plate has arrived and press it into a wall; the centre labels stop at the
+centre, a state-dependent correction no single trial demonstrated.
 """
 
 from __future__ import annotations
@@ -48,6 +57,38 @@ class RoleModelConfig:
     max_steps: int = 600  # ... at most this many gradient steps per round
     batch: int = 256
     lr: float = 2e-3
+    centre_gain: float = 0.5  # fraction of the command's gap to the measured centre closed per step
+    action_scale: tuple[float, ...] | None = None  # the skill's units per normalised action; None: no centre labels
+
+
+# Observation columns of the plate placement skill (skills/plate_placement/skill.py OBS_NAMES): the
+# measured TCP (x, y, z mm, yaw deg) in the nest frame, then the command minus the measurement.
+MEASURED, COMMAND_DELTA = slice(0, 4), slice(4, 8)
+LATERAL = {0: "x_mm", 1: "y_mm", 3: "yaw_deg"}  # action index -> touch check axis
+
+
+def measured_centres(episodes: list[Episode]) -> dict[str, np.ndarray]:
+    """Per fixture: the median TCP pose (x, y, z, yaw; z NaN) that centred the plate, from every
+    trial whose touch check found the walls."""
+    found: dict[str, list[np.ndarray]] = {}
+    for e in episodes:
+        m = (e.info or {}).get("measurements") or {}
+        c = np.array([m.get("touch_centre_x_mm", np.nan), m.get("touch_centre_y_mm", np.nan), np.nan,
+                      m.get("touch_centre_yaw_deg", np.nan)], dtype=float)
+        if np.all(np.isfinite(c[[0, 1, 3]])):
+            found.setdefault(e.info.get("target", ""), []).append(c)
+    return {t: np.median(np.array(cs), axis=0) for t, cs in found.items()}
+
+
+def centre_labels(peer: Episode, labels: np.ndarray, centre: np.ndarray, gain: float,
+                  action_scale: np.ndarray, scale: float) -> np.ndarray:
+    """``labels`` with their lateral columns replaced by steering the command toward ``centre``."""
+    out = labels.copy()
+    command = peer.obs[:, MEASURED] + peer.obs[:, COMMAND_DELTA]
+    for d in LATERAL:
+        want = gain * (centre[d] - command[:, d]) / action_scale[d]
+        out[:, d] = np.clip(want - peer.base[:, d], -scale, scale)
+    return out
 
 
 def group_trials(initials: np.ndarray, radius: float) -> list[list[int]]:
@@ -82,11 +123,14 @@ def predicted_rewards(episodes: list[Episode], ridge: float = 1e-2) -> np.ndarra
 
 
 def role_model_labels(episodes: list[Episode], radius: float, min_reward: float,
-                      scale: float, scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      scale: float, scores: np.ndarray | None = None, centre_gain: float = 0.0,
+                      action_scale: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(obs, base, label) for every step of every trial that has a role model.
 
-    ``scores`` ranks the trials (default: their measured rewards).
+    ``scores`` ranks the trials (default: their measured rewards). With ``centre_gain`` and
+    ``action_scale``, lateral labels steer toward the fixture's measured centre (module docstring).
     """
+    centres = measured_centres(episodes) if centre_gain > 0 and action_scale is not None else {}
     groups = group_trials(np.array([e.initial for e in episodes]), radius)
     rank = np.array([e.reward for e in episodes]) if scores is None else scores
     obs, base, label = [], [], []
@@ -98,9 +142,13 @@ def role_model_labels(episodes: list[Episode], radius: float, min_reward: float,
         for i in group:
             peer = episodes[i]
             steps = np.minimum(np.arange(len(peer.obs)), len(role.correction) - 1)
+            labels = np.clip(role.correction[steps], -scale, scale)
+            centre = centres.get((peer.info or {}).get("target", ""))
+            if centre is not None:
+                labels = centre_labels(peer, labels, centre, centre_gain, np.asarray(action_scale), scale)
             obs.append(peer.obs)
             base.append(peer.base)
-            label.append(np.clip(role.correction[steps], -scale, scale))
+            label.append(labels)
     if not obs:
         return np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0))
     return np.concatenate(obs), np.concatenate(base), np.concatenate(label)
@@ -149,7 +197,8 @@ class RoleModelFineTuner:
         if cfg.learned_selection:
             measured = np.array([e.reward for e in self.episodes])
             scores = (1 - cfg.model_weight) * measured + cfg.model_weight * predicted_rewards(self.episodes)
-        obs, base, label = role_model_labels(self.episodes, cfg.group_radius, cfg.min_reward, cfg.scale, scores)
+        obs, base, label = role_model_labels(self.episodes, cfg.group_radius, cfg.min_reward, cfg.scale, scores,
+                                             cfg.centre_gain, cfg.action_scale)
         if len(obs) == 0:
             return
         if not self.normalised:

@@ -32,6 +32,7 @@ OBS_NAMES = (
 )
 HELD_WIDTH_MM = 85.48  # an SBS plate's short side: the gripper's opening while it holds one
 ACTION_NAMES = ("dx_mm", "dy_mm", "dz_mm", "dyaw_deg")
+WALL_COLUMN = {0: 11, 1: 12, 3: 14}  # pose axis (x, y, yaw) -> the observation's force/torque column
 INSERT_PHASE = 1.0
 
 
@@ -57,6 +58,17 @@ class PlacementConfig:
         box_mm: Largest lateral excursion of the target from the nest [mm].
         retreat_mm: Height of the retreat above the nest.
         success_mm, success_deg: Largest final error that counts as a success.
+        touch_check: After seating, before release, find the nest's walls with the held plate
+            (``touch_check_plate``): where the plate sits in its clearance, measured by the arm. On
+            by default for fine-tuning (the arm-measured reward uses it); on a real arm its result
+            is the reported placement error.
+        touch_centre: After the touch check, let the plate go at the centre it found (x, y, yaw)
+            instead of where the policy seated it: the arm's own measurement finishes the job.
+        probe_lift_mm: Lift off the seat for the touch check (the plate stays between the walls).
+        probe_travel_mm, probe_travel_deg: Farthest the touch check looks for a wall each way.
+        probe_speed_mm_s, probe_speed_deg_s: Speed of the touch check's moves.
+        probe_force_n, probe_torque_nm: Rise of the sensed wall force/torque that means contact.
+        probe_rate_hz: Command rate of the touch check (finer than the policy's, for resolution).
     """
 
     action_scale: tuple[float, float, float, float] = (2.0, 2.0, 2.0, 0.5)
@@ -78,6 +90,16 @@ class PlacementConfig:
     retreat_mm: float = 30.0
     success_mm: float = 1.0
     success_deg: float = 1.0
+    touch_check: bool = False
+    touch_centre: bool = False
+    probe_lift_mm: float = 0.5
+    probe_travel_mm: float = 1.0
+    probe_travel_deg: float = 0.6
+    probe_speed_mm_s: float = 3.0
+    probe_speed_deg_s: float = 1.5
+    probe_force_n: float = 1.5
+    probe_torque_nm: float = 0.06
+    probe_rate_hz: float = 250.0
 
 
 def yaw_of(pose: Pose) -> float:
@@ -145,6 +167,8 @@ class PlatePlacement(Skill):
             command = np.array([0.0, 0.0, -cfg.pre_insert_mm, 0.0])
             self._approach(ctx, nest_offset(ctx.base_T_nest, command))
             seated_rel, message = self._insert(ctx, act, observer, command)
+            if seated_rel is not None and cfg.touch_check:
+                ctx.measurements.update(self.touch_check_plate(ctx, observer))
             if seated_rel is not None:
                 if arm.gripper is not None:
                     arm.gripper.open()
@@ -242,6 +266,101 @@ class PlatePlacement(Skill):
         return out
 
     # --- measuring ----------------------------------------------------------------------
+    def touch_check_plate(self, ctx: Context, observer: PlacementObserver) -> dict[str, float]:
+        """Where does the seated plate sit in the nest's clearance? Found with the arm alone.
+
+        Lift the held plate ``probe_lift_mm`` off the seat (it stays between the guide walls), then
+        move it slowly along the nest's x, then y, each way until the wrist senses a wall
+        (``probe_force_n`` above the force at rest), and turn it about the tool axis each way until
+        the torque rises. The middle of the free travel is where the walls centre the plate; the
+        plate's offset is where it rested against that middle. Contact stiffness and the controller's
+        lag bias both ends alike and cancel. The plate goes back to the seated command and down.
+
+        Returns ``touch_centre_{x,y}_mm``/``_yaw_deg`` (the TCP pose, in the calibrated nest frame,
+        that centres the plate between the walls: a check of the fixture calibration and this
+        grasp), ``touch_offset_{x,y}_mm``, ``touch_offset_mm`` (their length) and
+        ``touch_offset_yaw_deg``; the same for the seated command (``touch_command_offset_*``: a
+        command pressing the plate into a wall reads beyond the clearance, while the plate itself
+        cannot); and ``touch_free_*``, the free travel per axis. NaN where no wall was found within
+        the probe's reach (no plate between the walls).
+        """
+        arm, cfg = ctx.arm, self.config
+        if not arm.capabilities.senses_wrench:
+            log.warning("touch check skipped: arm '%s' senses no wrench", arm.config.name)
+            return {}
+        dt = max(1.0 / cfg.probe_rate_hz, 1.0 / arm.capabilities.rate_hz)
+        seated_cmd = np.asarray(ctx.extras["command"], dtype=float).copy()
+        home = observer.relative(arm.state().base_T_tcp)
+        home[2] -= cfg.probe_lift_mm  # nest z points down: up is minus
+        self._glide(ctx, seated_cmd, home, dt)
+        out: dict[str, float] = {}
+        for axis, name, travel, speed, threshold in (
+                (0, "x_mm", cfg.probe_travel_mm, cfg.probe_speed_mm_s, cfg.probe_force_n),
+                (1, "y_mm", cfg.probe_travel_mm, cfg.probe_speed_mm_s, cfg.probe_force_n),
+                (3, "yaw_deg", cfg.probe_travel_deg, cfg.probe_speed_deg_s, cfg.probe_torque_nm)):
+            rest = self._sense(ctx, observer, home, dt, axis)
+            ends = [self._feel_wall(ctx, observer, home, axis, sign, travel, speed, threshold, rest, dt)
+                    for sign in (1.0, -1.0)]
+            found = all(e is not None for e in ends)
+            middle = (ends[0] + ends[1]) / 2 if found else float("nan")
+            out[f"touch_centre_{name}"] = float(middle)
+            out[f"touch_offset_{name}"] = float(home[axis] - middle)
+            out[f"touch_command_offset_{name}"] = float(seated_cmd[axis] - middle)
+            out[f"touch_free_{name}"] = float(ends[0] - ends[1]) if found else float("nan")
+        for key in ("touch_offset", "touch_command_offset"):
+            out[f"{key}_mm"] = float(np.hypot(out[f"{key}_x_mm"], out[f"{key}_y_mm"]))
+        centre = np.array([out.get(f"touch_centre_{n}", np.nan) for n in ("x_mm", "y_mm", "yaw_deg")])
+        if cfg.touch_centre and np.all(np.isfinite(centre)):
+            lifted, seated = home.copy(), seated_cmd.copy()
+            lifted[[0, 1, 3]] = seated[[0, 1, 3]] = centre
+            self._glide(ctx, home, lifted, dt)
+            home = lifted
+            seated_cmd = seated
+        self._glide(ctx, home, seated_cmd, dt)
+        return out
+
+    @staticmethod
+    def _glide(ctx: Context, start: np.ndarray, goal: np.ndarray, dt: float, speed_mm_s: float = 5.0,
+               speed_deg_s: float = 3.0) -> None:
+        """Slow straight move between two nest-frame commands, then a short settle."""
+        span = max(np.linalg.norm(goal[:3] - start[:3]) / speed_mm_s, abs(goal[3] - start[3]) / speed_deg_s)
+        steps = max(math.ceil(span / dt), 1)
+        for i in range(1, steps + 1):
+            ctx.arm.servo(nest_offset(ctx.base_T_nest, start + (goal - start) * i / steps), duration=dt)
+        for _ in range(int(0.05 / dt)):
+            ctx.arm.servo(nest_offset(ctx.base_T_nest, goal), duration=dt)
+
+    @staticmethod
+    def _sense(ctx: Context, observer: PlacementObserver, command: np.ndarray, dt: float, axis: int,
+               samples: int = 10) -> float:
+        """Mean of the wall force (x, y) or torque (yaw) along ``axis`` while holding ``command``."""
+        column = WALL_COLUMN[axis]
+        values = []
+        for _ in range(samples):
+            ctx.arm.servo(nest_offset(ctx.base_T_nest, command), duration=dt)
+            values.append(observer(ctx.arm.state(), command)[column])
+        return float(np.mean(values))
+
+    def _feel_wall(self, ctx: Context, observer: PlacementObserver, home: np.ndarray, axis: int, sign: float,
+                   travel: float, speed: float, threshold: float, rest: float, dt: float) -> float | None:
+        """Move from ``home`` along ``axis`` until the wall pushes back; the measured position there."""
+        column = WALL_COLUMN[axis]
+        # Past the travel, allow the command to go far enough to build the threshold force.
+        steps = math.ceil(2.0 * travel / (speed * dt))
+        command, found, recent = home.copy(), None, []
+        for _ in range(steps):
+            command[axis] += sign * speed * dt
+            ctx.arm.servo(nest_offset(ctx.base_T_nest, command), duration=dt)
+            obs = observer(ctx.arm.state(), command)
+            recent = [*recent, -sign * (obs[column] - rest)][-3:]
+            if len(recent) == 3 and np.mean(recent) > threshold:
+                found = float(obs[axis])
+                break
+            if sign * (obs[axis] - home[axis]) > travel:
+                break
+        self._glide(ctx, command, home, dt)
+        return found
+
     @staticmethod
     def _track_force(ctx: Context, state) -> float:
         force = state.wrench.force_norm if state.wrench is not None else 0.0
@@ -255,6 +374,10 @@ class PlatePlacement(Skill):
         if sim is not None:
             trans, rot = sim.placement_error(ctx.target)
             measured_by = "simulator truth"
+        elif seated_rel is not None and np.isfinite(ctx.measurements.get("touch_offset_mm", np.nan)):
+            trans = ctx.measurements["touch_offset_mm"]
+            rot = abs(ctx.measurements.get("touch_offset_yaw_deg", float(seated_rel[3])))
+            measured_by = "arm measurement (touch check)"
         elif seated_rel is not None:
             trans, rot = float(np.linalg.norm(seated_rel[:2])), abs(float(seated_rel[3]))
             measured_by = "arm measurement"
@@ -266,4 +389,5 @@ class PlatePlacement(Skill):
                       f"{cfg.success_deg} deg"
         return SkillResult(success=bool(success), translation_error_mm=float(trans), rotation_error_deg=float(rot),
                            peak_force_n=float(ctx.peak_force), duration_s=duration, trajectory=ctx.trajectory,
-                           measured_by=measured_by, target=ctx.target, message=message)
+                           measured_by=measured_by, target=ctx.target, message=message,
+                           measurements=dict(ctx.measurements))
