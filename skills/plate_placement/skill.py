@@ -63,7 +63,8 @@ class PlacementConfig:
             by default for fine-tuning (the arm-measured reward uses it); on a real arm its result
             is the reported placement error.
         touch_centre: After the touch check, let the plate go at the centre it found (x, y, yaw)
-            instead of where the policy seated it: the arm's own measurement finishes the job.
+            instead of where the policy seated it: the arm's own measurement finishes the job. On
+            a real arm the reported error is then still the offset found before centring.
         probe_lift_mm: Lift off the seat for the touch check (the plate stays between the walls).
         probe_travel_mm, probe_travel_deg: Farthest the touch check looks for a wall each way.
         probe_speed_mm_s, probe_speed_deg_s: Speed of the touch check's moves.
