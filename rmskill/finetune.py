@@ -170,7 +170,7 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
                 if arm.sim is not None else None,
                 "peak_force_n": summary["peak_force_n"], "duration_s": summary["duration_s"],
                 "wall_s": time.perf_counter() - wall, "noise": np.asarray(noise).tolist(),
-                "message": summary["message"], "measurements": summary.get("measurements", {}),
+                "message": summary["message"], "measurements": summary["measurements"],
             })
             episode.info = record
             learner.end_episode(episode)

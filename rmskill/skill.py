@@ -140,6 +140,8 @@ class Skill(ABC):
         ``load_skill("plate_placement").configure(touch_check=True)``. An unknown setting is a
         ``ConfigError`` naming the ones there are.
         """
+        if not changes:
+            return self
         config = getattr(self, "config", None)
         known = {f.name for f in fields(config)} if config is not None and is_dataclass(config) else set()
         unknown = sorted(set(changes) - known)

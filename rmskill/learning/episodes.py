@@ -10,7 +10,8 @@ fsynced after its arrays are on disk) and ``episodes/NNNNNN.npz`` with, per cont
 Each JSONL record: ``episode``, ``file``, ``target``, ``reward``, ``success`` (as the reward
 source judged it), ``outcome`` (its figures), ``truth`` (simulator ground truth, if any:
 ``translation_error_mm``, ``rotation_error_deg``, ``success``), ``peak_force_n``,
-``duration_s``, ``wall_s``, ``noise`` (the episode's exploration offset), ``learner``.
+``duration_s``, ``wall_s``, ``noise`` (the episode's exploration offset), ``message``,
+``measurements`` (what the skill measured with the arm, e.g. the touch check's ``touch_centre_*``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ OBS_NAMES = (
 )
 HELD_WIDTH_MM = 85.48  # an SBS plate's short side: the gripper's opening while it holds one
 ACTION_NAMES = ("dx_mm", "dy_mm", "dz_mm", "dyaw_deg")
-WALL_COLUMN = {0: 11, 1: 12, 3: 14}  # pose axis (x, y, yaw) -> the observation's force/torque column
+# Pose axis (x, y, yaw) -> the observation column of the wall force/torque along it.
+WALL_COLUMN = {0: OBS_NAMES.index("fx_n"), 1: OBS_NAMES.index("fy_n"), 3: OBS_NAMES.index("tz_nm")}
 INSERT_PHASE = 1.0
 
 
@@ -377,7 +378,7 @@ class PlatePlacement(Skill):
             measured_by = "simulator truth"
         elif seated_rel is not None and np.isfinite(ctx.measurements.get("touch_offset_mm", np.nan)):
             trans = ctx.measurements["touch_offset_mm"]
-            rot = abs(ctx.measurements.get("touch_offset_yaw_deg", float(seated_rel[3])))
+            rot = abs(ctx.measurements["touch_offset_yaw_deg"])
             measured_by = "arm measurement (touch check)"
         elif seated_rel is not None:
             trans, rot = float(np.linalg.norm(seated_rel[:2])), abs(float(seated_rel[3]))
