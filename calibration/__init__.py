@@ -1,1 +1,1 @@
-"""Calibration procedures (tcp, fixture, servo, payload) and the per-arm calibration store."""
+"""Calibration procedures (tcp, fixture, servo, payload); the per-arm store is core: rmskill.calibration_store."""

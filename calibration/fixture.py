@@ -351,8 +351,13 @@ def _teach(arm: Arm, name: str, nominal: Pose, operator: Operator, span: float =
     return FixtureResult(name, pose, "teach", 0.0, pose.distance_mm(nominal), pose.angle_deg(nominal))
 
 
+#: Touch-off procedure per fixture kind (``Fixture.kind`` in the arm file). ``teach`` serves every kind.
+TOUCH_PROCEDURES = {"slot": _touch_off}
+
+
 def calibrate_fixture(arm: Arm, name: str, nominal: Pose, method: str | None = None,
-                      operator: Operator | None = None, settings: TouchOff = TouchOff()) -> FixtureResult:
+                      operator: Operator | None = None, settings: TouchOff = TouchOff(),
+                      kind: str = "slot") -> FixtureResult:
     """Measure fixture ``name`` on any arm, starting from its ``nominal`` pose.
 
     Args:
@@ -362,12 +367,16 @@ def calibrate_fixture(arm: Arm, name: str, nominal: Pose, method: str | None = N
         method: ``"touch"`` (default where force is sensed) or ``"teach"``.
         operator: Who clears the gripper or teaches the points.
         settings: Guarded-move settings and the nest and pad geometry.
+        kind: The fixture's kind; ``touch`` needs a procedure for it (``TOUCH_PROCEDURES``).
     """
     operator = operator or default_operator(arm)
     if method is None:
         method = "touch" if arm.capabilities.senses_wrench else "teach"
     if method == "touch":
-        result = _touch_off(arm, name, nominal, settings, operator)
+        if kind not in TOUCH_PROCEDURES:
+            raise CalibrationError(f"fixture '{name}' is a '{kind}': no touch procedure for that kind (kinds: "
+                                   f"{', '.join(sorted(TOUCH_PROCEDURES))}); use --method teach")
+        result = TOUCH_PROCEDURES[kind](arm, name, nominal, settings, operator)
     elif method == "teach":
         result = _teach(arm, name, nominal, operator)
     else:

@@ -16,8 +16,8 @@ from rmskill.calibration.fixture import calibrate_fixture
 from rmskill.calibration.operator import Operator, default_operator
 from rmskill.calibration.payload import calibrate_payload
 from rmskill.calibration.servo import calibrate_servo
-from rmskill.calibration.store import CalibrationStore
 from rmskill.calibration.tcp import calibrate_tcp
+from rmskill.calibration_store import CalibrationStore
 from rmskill.config import ArmConfig, load_arm_config
 from rmskill.errors import CalibrationError, ConfigError
 from rmskill.geometry import Pose
@@ -71,7 +71,8 @@ class _Session:
         if self.tcp_source == "nominal":
             log.warning("fixture '%s' is measured with the nominal TCP: calibrate the TCP first for the "
                         "fixture poses skills will see", name)
-        result = calibrate_fixture(self.arm, name, self.config.fixture(name), method, self.operator)
+        result = calibrate_fixture(self.arm, name, self.config.fixture(name), method, self.operator,
+                                   kind=self.config.fixture_kind(name))
         if result.residual_mm > MAX_FIXTURE_RESIDUAL_MM:
             raise CalibrationError(f"fixture '{name}': touch-offs disagree by {result.residual_mm:.3f} mm "
                                    f"(limit {MAX_FIXTURE_RESIDUAL_MM} mm): is the nest loose or dirty? "

@@ -2,14 +2,23 @@
 
 from rmskill.arm import Arm, ArmState, Capabilities, Gripper, GripperState, Wrench
 from rmskill.connect import connect
-from rmskill.errors import CalibrationError, ConfigError, DriverError, RmskillError, SafetyViolation, SkillError
+from rmskill.errors import (
+    CalibrationError,
+    ConfigError,
+    DriverError,
+    RmskillError,
+    SafetyViolation,
+    SkillError,
+    StartConditionError,
+)
 from rmskill.geometry import Pose
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Arm", "ArmState", "CalibrationError", "Capabilities", "ConfigError", "DriverError", "Gripper",
-    "GripperState", "Pose", "RmskillError", "SafetyViolation", "SkillError", "Wrench", "__version__",
+    "GripperState", "Pose", "RmskillError", "SafetyViolation", "SkillError", "StartConditionError", "Wrench",
+    "__version__",
     "connect", "load_skill",
 ]
 

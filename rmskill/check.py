@@ -31,33 +31,33 @@ class CheckResult:
         return asdict(self)
 
 
-class _Fail(Exception):
-    pass
+class CheckFailed(Exception):
+    """A conformance check failed; the message says how."""
 
 
-def _expect(cond: bool, message: str) -> None:
+def expect(cond: bool, message: str) -> None:
     if not cond:
-        raise _Fail(message)
+        raise CheckFailed(message)
 
 
 def _check_state(arm: SafeArm) -> str:
     caps = arm.capabilities
     s0 = arm.state()
-    _expect(s0.q.shape == (caps.dof,) and np.all(np.isfinite(s0.q)), f"q must be {caps.dof} finite values [rad]")
-    _expect(bool(np.all(np.abs(s0.q) < 4 * math.pi)), f"joint values look like degrees, not radians: {s0.q}")
-    _expect(s0.dq.shape == (caps.dof,), "dq must have one value per joint")
-    _expect(bool(np.linalg.norm(s0.base_T_tcp.xyz) < 2.5), f"TCP {s0.base_T_tcp.xyz} is over 2.5 m away: mm, not m?")
-    _expect(s0.tcp_velocity.shape == (6,), "tcp_velocity must have 6 values")
-    _expect((s0.wrench is not None) == caps.senses_wrench, "wrench must be present exactly when senses_wrench")
+    expect(s0.q.shape == (caps.dof,) and np.all(np.isfinite(s0.q)), f"q must be {caps.dof} finite values [rad]")
+    expect(bool(np.all(np.abs(s0.q) < 4 * math.pi)), f"joint values look like degrees, not radians: {s0.q}")
+    expect(s0.dq.shape == (caps.dof,), "dq must have one value per joint")
+    expect(bool(np.linalg.norm(s0.base_T_tcp.xyz) < 2.5), f"TCP {s0.base_T_tcp.xyz} is over 2.5 m away: mm, not m?")
+    expect(s0.tcp_velocity.shape == (6,), "tcp_velocity must have 6 values")
+    expect((s0.wrench is not None) == caps.senses_wrench, "wrench must be present exactly when senses_wrench")
     if s0.wrench is not None:
-        _expect(bool(np.all(np.isfinite(s0.wrench.force))), "wrench force must be finite")
+        expect(bool(np.all(np.isfinite(s0.wrench.force))), "wrench force must be finite")
     arm.servo(s0.base_T_tcp)
     s1 = arm.state()
     deadline = time.monotonic() + 0.1  # a real controller's next state frame may still be on its way
     while s1.time <= s0.time and time.monotonic() < deadline:
         time.sleep(0.002)
         s1 = arm.state()
-    _expect(s1.time > s0.time, f"state time must advance after a servo period ({s0.time} -> {s1.time})")
+    expect(s1.time > s0.time, f"state time must advance after a servo period ({s0.time} -> {s1.time})")
     return f"dof {caps.dof}, TCP at {np.round(s0.base_T_tcp.xyz, 4).tolist()} m"
 
 
@@ -67,12 +67,12 @@ def _check_move_to(arm: SafeArm, config: ArmConfig) -> str:
     direction = np.where(start.xyz + 0.03 < box_hi, 1.0, -1.0) * np.array([1.0, 0.0, 0.0])
     up = 0.02 if start.xyz[2] + 0.02 < box_hi[2] else -0.02
     target = start.translated(direction * 0.03 + np.array([0.0, 0.0, up]))
-    _expect(bool(np.all(target.xyz > box_lo) and np.all(target.xyz < box_hi)), "no room in the workspace to move")
+    expect(bool(np.all(target.xyz > box_lo) and np.all(target.xyz < box_hi)), "no room in the workspace to move")
     arm.move_to(target, speed=0.05)
     err = arm.state().base_T_tcp.distance_mm(target)
     arm.move_to(start, speed=0.05)
     back = arm.state().base_T_tcp.distance_mm(start)
-    _expect(err < 1.0 and back < 1.0, f"move_to missed by {err:.3f} mm (and {back:.3f} mm back); limit 1 mm")
+    expect(err < 1.0 and back < 1.0, f"move_to missed by {err:.3f} mm (and {back:.3f} mm back); limit 1 mm")
     return f"reached 36 mm away within {err:.3f} mm, back within {back:.3f} mm"
 
 
@@ -94,10 +94,10 @@ def _check_servo(arm: SafeArm, seconds: float = 1.0) -> str:
     if arm.capabilities.realtime:
         # Commands must keep the declared rate of wall time; a quarter of slack for a loaded 2-core
         # CI machine running a simulator beside the caller (whose own clock may then run slow).
-        _expect(abs(n / wall - rate) / rate < 0.25, f"commands ran at {n / wall:.0f} Hz wall time, declared {rate:.0f}")
+        expect(abs(n / wall - rate) / rate < 0.25, f"commands ran at {n / wall:.0f} Hz wall time, declared {rate:.0f}")
     else:  # simulated time advances one native period per command
-        _expect(abs(sim_rate - rate) / rate < 0.05, f"controller time ran at {sim_rate:.0f} Hz, declared {rate:.0f}")
-    _expect(worst < 2.0, f"servo tracking error {worst:.2f} mm exceeds 2 mm on a 10 mm sine")
+        expect(abs(sim_rate - rate) / rate < 0.05, f"controller time ran at {sim_rate:.0f} Hz, declared {rate:.0f}")
+    expect(worst < 2.0, f"servo tracking error {worst:.2f} mm exceeds 2 mm on a 10 mm sine")
     if arm.capabilities.realtime:
         rates = f"{n / wall:.0f} Hz of wall time ({n / (end.time - start.time):.0f} per controller-clock second)"
     else:
@@ -119,7 +119,7 @@ def _check_stop(arm: SafeArm) -> str:
         else:
             time.sleep(0.02)
     speed = float(np.linalg.norm(arm.state().tcp_velocity[:3]))
-    _expect(speed < 0.002, f"TCP still moving at {speed * 1000:.1f} mm/s 0.3 s after stop()")
+    expect(speed < 0.002, f"TCP still moving at {speed * 1000:.1f} mm/s 0.3 s after stop()")
     arm.move_to(start, speed=0.05)
     return f"standstill ({speed * 1000:.2f} mm/s) within 0.3 s"
 
@@ -129,17 +129,17 @@ def _expect_refusal(arm: SafeArm, command: Callable[[], None], limit: str) -> st
     try:
         command()
     except SafetyViolation as err:
-        _expect(err.limit == limit, f"refused for '{err.limit}', expected '{limit}'")
+        expect(err.limit == limit, f"refused for '{err.limit}', expected '{limit}'")
         try:
             arm.servo(before)
-            raise _Fail("motion was accepted after a violation without recover()")
+            raise CheckFailed("motion was accepted after a violation without recover()")
         except SafetyViolation:
-            pass
+            """A conformance check failed; the message says how."""
         arm.recover()
         moved = arm.state().base_T_tcp.distance_mm(before)
-        _expect(moved < 0.5, f"the arm moved {moved:.2f} mm after the refused command")
+        expect(moved < 0.5, f"the arm moved {moved:.2f} mm after the refused command")
         return str(err)
-    raise _Fail("the command was accepted")
+    raise CheckFailed("the command was accepted")
 
 
 def _check_workspace(arm: SafeArm, config: ArmConfig) -> str:
@@ -160,10 +160,10 @@ def _check_gripper(arm: SafeArm) -> str:
         return "no gripper configured"
     closed = gripper.close()
     opened = gripper.open()
-    _expect(opened.width > closed.width, f"open width {opened.width:.4f} m not above closed {closed.width:.4f} m")
-    _expect(opened.width > 0.8 * gripper.max_width, f"open width {opened.width:.4f} m, stroke {gripper.max_width}")
+    expect(opened.width > closed.width, f"open width {opened.width:.4f} m not above closed {closed.width:.4f} m")
+    expect(opened.width > 0.8 * gripper.max_width, f"open width {opened.width:.4f} m, stroke {gripper.max_width}")
     again = gripper.close()
-    _expect(again.width < opened.width, "gripper did not close again")
+    expect(again.width < opened.width, "gripper did not close again")
     return f"closed {closed.width * 1000:.1f} mm (object: {closed.object_detected}), open {opened.width * 1000:.1f} mm"
 
 
@@ -180,7 +180,7 @@ def check_driver(arm_file: str | Path | ArmConfig, servo_seconds: float = 1.0) -
         t0 = time.monotonic()
         try:
             detail, ok = fn(), True
-        except (_Fail, RmskillError) as err:
+        except (CheckFailed, RmskillError) as err:
             detail, ok = str(err), False
         results.append(CheckResult(name, ok, detail, round(time.monotonic() - t0, 3)))
         if not ok and "arm" in holder:
@@ -208,7 +208,7 @@ def check_driver(arm_file: str | Path | ArmConfig, servo_seconds: float = 1.0) -
     finally:
         def _close() -> str:
             arm.close()
-            _expect(not arm.connected, "still connected after close()")
+            expect(not arm.connected, "still connected after close()")
             return "closed"
 
         run("close", _close)

@@ -26,6 +26,14 @@ err_console = Console(stderr=True)
 
 ArmOpt = typer.Option(..., "--arm", help="Arm file (YAML).", exists=False)
 JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON result.")
+SetOpt = typer.Option(None, "--set", metavar="KEY=VALUE",
+                      help="A skill setting (e.g. touch_check=true); repeatable. Unknown names are refused.")
+
+
+def _settings(items: list[str] | None) -> dict[str, Any]:
+    from rmskill.settings import parse_assignments
+
+    return parse_assignments(items or [])
 
 
 def _emit_json(data: Any) -> None:
@@ -56,7 +64,7 @@ def info(
     as_json: bool = JsonOpt,
 ) -> None:
     """Versions, paths, and (with --arm) the arm, its fixtures and its calibration."""
-    from rmskill.calibration.store import CalibrationStore, rmskill_home
+    from rmskill.calibration_store import CalibrationStore, rmskill_home
 
     data: dict[str, Any] = {"rmskill": __version__, "python": platform.python_version(), "home": str(rmskill_home())}
     for lib in ("mujoco", "torch", "numpy"):
@@ -135,6 +143,19 @@ def check_driver_cmd(arm_file: Path = typer.Argument(..., help="Arm file of the 
     _report_checks(results, as_json, f"check-driver {arm_file}")
 
 
+@app.command("check-skill")
+def check_skill_cmd(skill: str = typer.Argument(..., help="Skill name, e.g. plate_placement."),
+                    arm: Path | None = typer.Option(None, "--arm", help="Simulated arm file (default: the "
+                                                    "repository's examples/arms/sim-ur5e.yaml)."),
+                    seed: int = typer.Option(0, "--seed", help="Seed of the checked episode."),
+                    as_json: bool = JsonOpt) -> None:
+    """Run the skill conformance suite on a simulated arm; exit 0 only when every check passes."""
+    from rmskill.check_skill import check_skill
+
+    results = [r.as_dict() for r in check_skill(skill, arm, seed=seed)]
+    _report_checks(results, as_json, f"check-skill {skill}")
+
+
 @app.command("check-gripper")
 def check_gripper_cmd(
     driver: str = typer.Argument(..., help="Gripper driver, e.g. robotiq."),
@@ -184,14 +205,13 @@ def run_skill(
     arm: Path = ArmOpt,
     target: str = typer.Option(..., "--target", help="Fixture name in the arm file."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
-    touch_check: bool = typer.Option(False, "--touch-check",
-                                     help="Measure where the placed object sits with the arm (skills that have one)."),
+    set_: list[str] | None = SetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run a skill once on an arm, from where the arm is."""
     from rmskill.evaluate import run_once
 
-    data = run_once(skill, arm, target, weights=weights, settings={"touch_check": True} if touch_check else None)
+    data = run_once(skill, arm, target, weights=weights, settings=_settings(set_))
     _show(data, as_json)
     if not data.get("success"):
         raise typer.Exit(1)
@@ -211,11 +231,16 @@ def eval_skill(
     episodes: int = typer.Option(50, "--episodes", help="Number of randomized episodes."),
     seed: int = typer.Option(0, "--seed", help="Seed for start poses and simulator noise."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
+    set_: list[str] | None = SetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Evaluate a skill over randomized simulated episodes: success rate and error statistics."""
+    from rmskill.config import load_arm_config
     from rmskill.evaluate import evaluate
+    from rmskill.skill import load_skill
 
+    loaded = load_skill(skill, weights=weights).configure(**_settings(set_))  # bad input: before the bar
+    load_arm_config(arm)
     results: list[dict] = []
     with _progress(episodes, "eval") as bar:
         task = bar.add_task("eval", total=episodes, stats="")
@@ -226,7 +251,7 @@ def eval_skill(
             err = np.nanmean([r["translation_error_mm"] for r in results])
             bar.update(task, advance=1, stats=f"success {ok:.0%}  mean error {err:.3f} mm")
 
-        data = evaluate(skill, arm, episodes, seed=seed, weights=weights, progress=tick)
+        data = evaluate(loaded, arm, episodes, seed=seed, progress=tick)
     if as_json:
         _emit_json(data)
         return
@@ -248,12 +273,21 @@ def finetune(
     out_dir: Path = typer.Option(..., "--out", help="Run directory (episodes, checkpoints, weights)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     reward: str = typer.Option("arm", "--reward", help="arm (measured, default), truth (simulator), operator."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seeds the learner and the episodes (kept on --resume)."),
+    set_: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                          help="A skill or learner setting (e.g. explore_std=0.04); repeatable."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fine-tune a skill's residual corrector on site, without demonstrations."""
+    from rmskill.config import load_arm_config
     from rmskill.finetune import finetune as run_finetune
+    from rmskill.finetune import split_settings
+    from rmskill.skill import load_skill
 
+    settings = _settings(set_)
+    changes, _ = split_settings(load_skill(skill), method, settings)  # bad input: before the bar
+    load_skill(skill).configure(**changes)
+    load_arm_config(arm)
     seen: list[dict] = []
     with _progress(episodes, f"finetune {method}") as bar:
         task = bar.add_task("finetune", total=episodes, stats="")
@@ -267,7 +301,7 @@ def finetune(
             bar.update(task, completed=i + 1, stats=f"episode {i + 1}  success(last 20) {ok:.0%}{err}")
 
         data = run_finetune(skill, arm, method, episodes, out_dir, resume=resume, reward=reward, seed=seed,
-                            progress=tick)
+                            progress=tick, settings=settings)
     _show(data, as_json)
 
 

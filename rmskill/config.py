@@ -48,7 +48,7 @@ class Limits(_Strict):
 
 
 class GripperConfig(_Strict):
-    """The gripper: ``sim`` (the simulator's plate gripper), ``robotiq`` or ``none``."""
+    """The gripper: ``sim`` (the simulator's own gripper), ``none``, or a gripper plugin (e.g. ``robotiq``)."""
 
     driver: str = "sim"
     port: str | None = None
@@ -79,9 +79,39 @@ class Truth(_Strict):
 
 
 class SimConfig(_Strict):
+    """The simulator's settings.
+
+    Attributes:
+        seed: Seeds the simulator's per-episode noise.
+        realtime: Each command also waits for the wall clock (time passes on its own, as on hardware).
+        plates: Where the labware starts: ``None`` (default) one item in the gripper; a list of
+            fixture names: the item starts seated in that fixture and the gripper is empty (``[]``:
+            nothing in the cell). The simulator holds one item today.
+        truth: The simulated reality (below).
+    """
+
     seed: int = 0
     realtime: bool = False
+    plates: list[str] | None = Field(None, max_length=1)
     truth: Truth = Truth()
+
+
+class Fixture(_Strict):
+    """A named place in the cell. In the arm file either a bare pose (a ``slot``) or a mapping.
+
+    Attributes:
+        pose: Nominal ``base_T_fixture`` as ``[x, y, z, rx, ry, rz]`` (m, rad): the TCP pose of a
+            seated object for a ``slot``; the fixture's origin for other kinds.
+        kind: What the fixture is; a skill declares the kinds it accepts (``SkillSpec.fixture_kinds``)
+            and calibration picks its procedure by kind. ``slot``: a place that holds one labware
+            item (a shelf position, an instrument's deck position).
+        geometry: Dimensions of the fixture, by name, for the skills and calibration procedures of
+            its kind (SI units, e.g. ``rows``, ``pitch``).
+    """
+
+    pose: Pose6
+    kind: str = Field("slot", pattern=r"^[a-z][a-z0-9_]*$")
+    geometry: dict[str, float] = {}
 
 
 class ArmConfig(_Strict):
@@ -94,18 +124,33 @@ class ArmConfig(_Strict):
     tcp: Pose6 = [0.0] * 6
     home: list[float] | None = None
     limits: Limits = Limits()
-    fixtures: dict[str, Pose6] = {}
+    fixtures: dict[str, Fixture] = {}
     gripper: GripperConfig = GripperConfig()
     options: dict[str, Any] = {}
     sim: SimConfig | None = None
 
+    @field_validator("fixtures", mode="before")
+    @classmethod
+    def _bare_poses(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: {"pose": f} if isinstance(f, list | tuple) else f for k, f in v.items()}
+        return v
+
     @field_validator("fixtures")
     @classmethod
-    def _fixture_names(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+    def _fixture_names(cls, v: dict[str, Fixture]) -> dict[str, Fixture]:
         for key in v:
             if not key.replace("_", "").replace("-", "").isalnum():
                 raise ValueError(f"fixture name {key!r} must be letters, digits, '_' or '-'")
         return v
+
+    @model_validator(mode="after")
+    def _plates_in_fixtures(self) -> ArmConfig:
+        for name in (self.sim.plates or []) if self.sim is not None else []:
+            if name not in self.fixtures:
+                raise ValueError(f"sim.plates names '{name}', which is not a fixture "
+                                 f"(fixtures: {', '.join(sorted(self.fixtures)) or 'none'})")
+        return self
 
     @property
     def flange_T_tcp(self) -> Pose:
@@ -116,14 +161,22 @@ class ArmConfig(_Strict):
         if name not in self.fixtures:
             known = ", ".join(sorted(self.fixtures)) or "none"
             raise ConfigError(f"fixture '{name}' is not in the arm file '{self.name}' (fixtures: {known})")
-        return Pose.from_ur(self.fixtures[name])
+        return Pose.from_ur(self.fixtures[name].pose)
+
+    def fixture_kind(self, name: str) -> str:
+        self.fixture(name)  # the ConfigError listing the fixtures
+        return self.fixtures[name].kind
+
+    def fixtures_of(self, kinds: tuple[str, ...] | list[str]) -> list[str]:
+        """Names of the fixtures of any of ``kinds``, sorted."""
+        return sorted(n for n, f in self.fixtures.items() if f.kind in kinds)
 
     @property
     def truth(self) -> Truth:
         return self.sim.truth if self.sim is not None else Truth()
 
     def with_changes(self, **changes: Any) -> ArmConfig:
-        """A validated copy with top-level keys replaced (nested dicts merged)."""
+        """A validated copy with top-level keys replaced (mappings within mappings merged key by key)."""
         data = self.model_dump()
         _merge(data, changes)
         return parse_arm_config(data, source=f"{self.name} (modified)")

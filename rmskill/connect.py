@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from rmskill import registry
-from rmskill.calibration.store import CalibrationStore
+from rmskill.calibration_store import CalibrationStore
 from rmskill.config import ArmConfig, load_arm_config
 from rmskill.errors import DriverError, RmskillError
 from rmskill.safety import SafeArm

@@ -29,6 +29,7 @@ class SafetyViolation(RmskillError):
         self.limit = limit
         self.value = value
         self.bound = bound
+        self.result = None  # a skill's partial SkillResult, when a skill run raised it
 
 
 class CalibrationError(RmskillError):
@@ -37,3 +38,7 @@ class CalibrationError(RmskillError):
 
 class SkillError(RmskillError):
     """A skill cannot run: unknown target, missing weights, incompatible arm."""
+
+
+class StartConditionError(SkillError):
+    """A skill's start condition is unmet (e.g. placing with an empty gripper); nothing moved."""

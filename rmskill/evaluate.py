@@ -1,8 +1,8 @@
 """Run a skill once, or evaluate it over many randomized simulated episodes (``rmskill run``/``eval``).
 
-Evaluation cycles the target through all of the arm file's fixtures and starts each episode from
-a random pose a few centimetres above and beside the target (``arm.sim.reset``); errors are the
-simulator's truth. Seeded: the same seed gives the same episodes.
+Evaluation cycles the target through the arm file's fixtures the skill accepts and starts each
+episode as the skill declares (``Skill.sim_start``); errors are the simulator's truth. Seeded per
+episode (``rmskill.runner``): the same seed gives the same episodes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from rmskill.config import ArmConfig, load_arm_config
 from rmskill.errors import ConfigError, SkillError
 from rmskill.geometry import Pose
+from rmskill.runner import episode_targets, run_episodes
 from rmskill.skill import Skill, load_skill
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,6 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _not_started(target: str, why: str) -> dict[str, Any]:
-    nan = float("nan")
-    return {"success": False, "translation_error_mm": nan, "rotation_error_deg": nan, "peak_force_n": nan,
-            "duration_s": 0.0, "measured_by": "simulator truth", "target": target, "message": why, "steps": 0}
-
-
 def _skill(skill: str | Skill, weights: str | Path | None) -> Skill:
     return skill if isinstance(skill, Skill) else load_skill(skill, weights=weights)
 
@@ -71,7 +66,8 @@ def run_once(skill_name: str | Skill, arm_file: str | Path | ArmConfig, target: 
     """Connect the arm, run the skill once to ``target`` from where the arm is; the result as a dict.
 
     ``settings`` change the skill's config (``Skill.configure``), e.g. ``{"touch_check": True}``.
-    The skill, its weights, the settings and the target are all checked before anything moves.
+    The skill, its weights, the settings and the target are all checked before anything moves; so is
+    the skill's start condition (``StartConditionError``). A safety violation raises.
     """
     from rmskill.connect import connect
 
@@ -86,45 +82,39 @@ def run_once(skill_name: str | Skill, arm_file: str | Path | ArmConfig, target: 
 
 
 def evaluate(skill_name: str | Skill, arm_file: str | Path | ArmConfig, episodes: int, seed: int = 0,
-             weights: str | Path | None = None,
-             progress: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
+             weights: str | Path | None = None, progress: Callable[[int, dict], None] | None = None,
+             settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``episodes`` randomized simulated episodes; success rate and error statistics.
 
     Args:
         skill_name: A registered skill name (or a loaded ``Skill``).
         arm_file: A simulated arm's file (``driver: mujoco``): errors come from the simulator.
-        episodes: Number of episodes; targets cycle through the arm file's fixtures.
-        seed: Seeds the start poses and the simulator's per-episode noise.
+        episodes: Number of episodes; targets cycle through the fixtures the skill accepts.
+        seed: Seeds the episodes' starts and the simulator's per-episode noise.
         weights: Base-policy weights folder (default: the skill's shipped weights).
         progress: Called after each episode with its index and its result summary.
+        settings: Skill settings by name (``Skill.configure``).
     """
     from rmskill.connect import connect
 
     if episodes < 1:
         raise ConfigError(f"episodes must be at least 1, got {episodes}")
     skill = _skill(skill_name, weights)
+    if settings:
+        skill.configure(**settings)
     config = load_arm_config(arm_file)
-    targets = sorted(config.fixtures)
-    if not targets:
-        raise ConfigError(f"arm file '{config.name}' has no fixtures to evaluate on")
-    rng = np.random.default_rng(seed)
+    episode_targets(skill, config)  # a ConfigError before connecting
     records: list[dict[str, Any]] = []
     wall = time.perf_counter()
     with connect(config) as arm:
         if arm.sim is None:
             raise SkillError(f"evaluation needs a simulated arm; '{config.name}' uses driver '{config.driver}'")
-        for i in range(episodes):
-            target = targets[i % len(targets)]
-            arm.sim.reset(tcp_pose=config.fixture(target) @ random_start(rng), plate=True,
-                          seed=seed * 100_003 + i)
-            arm.recover()  # a new episode: clear the previous one's stop and stream
-            if arm.gripper is not None and not arm.gripper.state().object_detected:
-                record = _not_started(target, "the simulator's reset did not leave the plate gripped")
-            else:
-                record = skill.run(arm, target=target).summary()
+        for ran in run_episodes(skill, arm, range(episodes), seed):
+            record = ran.result.summary()
+            if not ran.started:
+                record["measured_by"] = "simulator truth"
             records.append(record)
             if progress is not None:
-                progress(i, record)
-    out = {"skill": skill.name, "arm": config.name, "seed": seed, **summarize(records),
-           "measured_by": records[0]["measured_by"], "wall_s": time.perf_counter() - wall}
-    return out
+                progress(ran.index, record)
+    return {"skill": skill.name, "arm": config.name, "seed": seed, **summarize(records),
+            "measured_by": records[0]["measured_by"], "wall_s": time.perf_counter() - wall}

@@ -8,8 +8,9 @@ weights folder: ``base.safetensors`` (the frozen base), ``residual.safetensors``
 ``rmskill eval --weights DIR`` and ``load_skill(..., weights=DIR)`` use it. ``--resume`` reloads the
 episodes and the last checkpoint, rebuilds the learner's data from the episodes, and continues.
 
-In the simulator each episode starts from ``arm.sim.reset`` (plate in the gripper, random start
-pose); on a real arm the operator puts the plate back into the gripper between episodes.
+In the simulator each episode starts with the skill's ``sim_start``; on a real arm the operator does
+what the skill's ``operator_prompt`` asks between episodes. The skill's ``spec.finetune_settings``
+are turned on (``--set`` overrides them); ``--set`` also reaches the learner's config.
 """
 
 from __future__ import annotations
@@ -19,18 +20,21 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rmskill.calibration.store import CalibrationStore
+from rmskill import settings as settings_lib
+from rmskill.calibration_store import CalibrationStore
 from rmskill.config import load_arm_config
-from rmskill.errors import ConfigError
+from rmskill.errors import ConfigError, SkillError
 from rmskill.learning.corrector import RESIDUAL_FILE, Corrector, load_corrector, net_from_corrector
 from rmskill.learning.episodes import Episode, EpisodeStore
 from rmskill.learning.outcome import SOURCES
-from rmskill.skill import load_skill
+from rmskill.runner import episode_targets, run_episode
+from rmskill.skill import Skill, load_skill
 from rmskill.storage import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -38,28 +42,64 @@ log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 
 
-def make_learner(method: str, obs_dim: int, act_dim: int, seed: int, action_scale=None):
-    """The learner for ``method``; ``action_scale`` (the skill's units per normalised action) lets
-    the role model turn the touch check's measured centre into labels."""
-    import torch
+METHODS = ("role-model", "residual", "hybrid")
 
+
+def _learner_config(method: str, changes: dict[str, Any]):
+    from rmskill.learning.hybrid import HybridConfig
+    from rmskill.learning.residual import ResidualConfig
     from rmskill.learning.role_model import RoleModelConfig
 
+    if method == "role-model":
+        return settings_lib.apply(f"learner '{method}'", RoleModelConfig(), changes)
+    if method == "residual":
+        return settings_lib.apply(f"learner '{method}'", ResidualConfig(), changes)
+    if method == "hybrid":  # its own settings and those of its role-model part (a name in both sets both)
+        own = {k: v for k, v in changes.items() if k in settings_lib.names(HybridConfig()) and k != "role"}
+        role = {k: v for k, v in changes.items() if k not in own or k in settings_lib.names(RoleModelConfig())}
+        role_config = settings_lib.apply(f"learner '{method}'", RoleModelConfig(), role)
+        return replace(settings_lib.apply(f"learner '{method}'", HybridConfig(), own), role=role_config)
+    raise ConfigError(f"unknown method '{method}' (methods: {', '.join(METHODS)})")
+
+
+def split_settings(skill: Skill, method: str, changes: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """``--set`` settings: the skill's (checked later by ``configure``) and the learner's config."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method '{method}' (methods: {', '.join(METHODS)})")
+    mine = set(settings_lib.names(skill.config))
+    skill_changes = {k: v for k, v in changes.items() if k in mine}
+    try:
+        learner = _learner_config(method, {k: v for k, v in changes.items() if k not in mine})
+    except ConfigError as err:
+        raise ConfigError(f"{err}; skill '{skill.name}' settings: {', '.join(sorted(mine)) or 'none'}") from None
+    return skill_changes, learner
+
+
+def make_learner(method: str, skill: Skill, seed: int, config: Any = None):
+    """The learner for ``method`` on ``skill``'s declared features (its ``spec``)."""
+    import torch
+
     torch.set_num_threads(1)  # tiny networks: one thread is faster, and leaves a core to the arm
-    role = RoleModelConfig(action_scale=tuple(action_scale)) if action_scale is not None else RoleModelConfig()
+    spec = skill.spec
+    obs_dim, act_dim = len(spec.observation), len(spec.action)
+    config = config if config is not None else _learner_config(method, {})
+    role = getattr(config, "role", config)
+    if getattr(role, "group_radius", 0.0) is None:
+        role.group_radius = spec.similarity_radius
+    columns = spec.initial_columns if spec.initial_features else None
     if method == "role-model":
         from rmskill.learning.role_model import RoleModelFineTuner
 
-        return RoleModelFineTuner(obs_dim, act_dim, config=role, seed=seed)
+        return RoleModelFineTuner(obs_dim, act_dim, config=config, seed=seed, initial_columns=columns,
+                                  refiner=skill.label_refiner)
     if method == "residual":
         from rmskill.learning.residual import ResidualFineTuner
 
-        return ResidualFineTuner(obs_dim, act_dim, seed=seed)
-    if method == "hybrid":
-        from rmskill.learning.hybrid import HybridConfig, HybridFineTuner
+        return ResidualFineTuner(obs_dim, act_dim, config=config, seed=seed)
+    from rmskill.learning.hybrid import HybridFineTuner
 
-        return HybridFineTuner(obs_dim, act_dim, config=HybridConfig(role=role), seed=seed)
-    raise ConfigError(f"unknown method '{method}' (methods: role-model, residual, hybrid)")
+    return HybridFineTuner(obs_dim, act_dim, config=config, seed=seed, initial_columns=columns,
+                           refiner=skill.label_refiner)
 
 
 class _Recorder:
@@ -91,37 +131,45 @@ def _write_checkpoint(out: Path, corrector: Corrector, base_dir: Path, manifest:
 
 def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, out: str | Path,
              resume: bool = False, reward: str = "arm", seed: int = 0, checkpoint_every: int = 10,
-             progress: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Fine-tune ``skill_name``'s corrector on ``arm_file`` for ``episodes`` episodes into ``out``."""
+             progress: Callable[[int, dict[str, Any]], None] | None = None,
+             settings: dict[str, Any] | None = None, prompt: Callable[[str], Any] = input) -> dict[str, Any]:
+    """Fine-tune ``skill_name``'s corrector on ``arm_file`` for ``episodes`` episodes into ``out``.
+
+    ``settings`` (``--set``) change the skill's settings or the learner's config, by name.
+    """
     from rmskill.connect import connect
-    from rmskill.evaluate import random_start, summarize
+    from rmskill.evaluate import summarize
 
     if episodes < 1:
         raise ConfigError(f"episodes must be at least 1, got {episodes}")
     if reward not in SOURCES:
         raise ConfigError(f"unknown reward source '{reward}' (sources: {', '.join(SOURCES)})")
+    skill = load_skill(skill_name)
+    settings = dict(settings or {})
+    skill_changes, learner_config = split_settings(skill, method, settings)
+    skill.configure(**{**skill.spec.finetune_settings, **skill_changes})
     config = load_arm_config(arm_file)
+    targets = episode_targets(skill, config)
     out = Path(out)
     run = {"skill": skill_name, "arm": config.name, "model": config.model, "method": method, "reward": reward,
-           "seed": seed}
+           "seed": seed, "settings": settings}
     store_exists = (out / "episodes.jsonl").exists()
     if store_exists and not resume:
         raise ConfigError(f"{out} already holds a fine-tuning run; pass --resume to continue it or choose "
                           "another --out")
     if resume and (out / RUN_FILE).exists():
         previous = json.loads((out / RUN_FILE).read_text())
+        previous.setdefault("settings", {})
         clash = {k: (previous.get(k), v) for k, v in run.items() if k != "seed" and previous.get(k) != v}
         if clash:
             raise ConfigError(f"--resume: {out} was run with different settings: {clash}")
         seed = previous.get("seed", seed)
     out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(json.dumps({**run, "seed": seed}, indent=2))
+    atomic_write_text(out / RUN_FILE, json.dumps({**run, "seed": seed}, indent=2))
 
-    skill = load_skill(skill_name)
     base_dir = Path(skill.weights_dir)
-    obs_dim, act_dim = len(skill.manifest["obs_names"]), len(skill.manifest["action_names"])
-    learner = make_learner(method, obs_dim, act_dim, seed,
-                           action_scale=getattr(getattr(skill, "config", None), "action_scale", None))
+    spec = skill.spec
+    learner = make_learner(method, skill, seed, learner_config)
     store = EpisodeStore(out)
     done = store.records()
     if done:  # resume: feed the learner every finished episode, then the last checkpoint's weights
@@ -129,43 +177,42 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
             learner.end_episode(ep)
         saved = load_corrector(out)
         if saved is not None:  # the corrector as checkpointed, into whichever network the learner trains
-            weights = net_from_corrector(saved, obs_dim, act_dim, learner.cfg.hidden).state_dict()
+            weights = net_from_corrector(saved, len(spec.observation), len(spec.action),
+                                         learner.cfg.hidden).state_dict()
             for name in ("net", "actor", "actor_target"):
                 if hasattr(learner, name):
                     getattr(learner, name).load_state_dict(weights)
             learner.corrector = saved
         log.info("resuming %s at episode %d", out, len(done) + 1)
     outcome = SOURCES[reward]()
-    outcome.prepare(skill)
     recorder = _Recorder(learner)
     skill.residual = recorder
-    targets = sorted(config.fixtures)
     manifest = {**skill.manifest, "residual": "residual.safetensors", "method": method, "arm": config.name,
                 "arm_model": config.model, "calibration_hash": CalibrationStore(config.name).digest(),
                 "reward": reward}
     records = list(done)
     with connect(config) as arm:
         if arm.sim is None:
-            log.warning("fine-tuning on a real arm: put the plate back into the gripper when asked")
-        for i in range(len(done), episodes):
-            rng = np.random.default_rng([seed, i])
-            target = targets[i % len(targets)]
-            if arm.sim is not None:
-                arm.sim.reset(tcp_pose=config.fixture(target) @ random_start(rng), plate=True,
-                              seed=seed * 100_003 + i)
-            else:
-                input(f"episode {i + 1}: put the plate into the gripper, then press Enter ")
-            arm.recover()
+            log.warning("fine-tuning on a real arm: between episodes, %s", skill.operator_prompt("<target>"))
+        i = len(done)
+        while i < episodes:
             noise = learner.begin_episode()
             recorder.rows.clear()
             wall = time.perf_counter()
-            result = skill.run(arm, target=target)
+            ran = run_episode(skill, arm, i, seed, targets, prompt=prompt)
+            if not ran.started:  # nothing moved: the cell was not ready
+                if arm.sim is not None:
+                    raise SkillError(f"{skill.name}: the simulated start of episode {i + 1} is not ready: "
+                                     f"{ran.result.message}")
+                log.warning("episode %d not started: %s", i + 1, ran.result.message)
+                continue
+            result = ran.result
             episode = recorder.episode(0.0)
-            score = outcome(result, episode.obs)
+            score = outcome(skill, result)
             episode.reward = score.reward
             summary = result.summary()
             record = store.append(episode, {
-                "target": target, "success": score.success, "outcome": score.details,
+                "target": ran.target, "success": score.success, "outcome": score.details,
                 "truth": {k: summary[k] for k in ("translation_error_mm", "rotation_error_deg", "success")}
                 if arm.sim is not None else None,
                 "peak_force_n": summary["peak_force_n"], "duration_s": summary["duration_s"],
@@ -180,10 +227,10 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
                 _write_checkpoint(out, learner.corrector, base_dir, {**manifest, "episodes": i + 1})
             if progress is not None:
                 progress(i, record)
+            i += 1
     truth = [r["truth"] for r in records if r.get("truth")]
     return {"out": str(out), "method": method, "episodes": len(records),
             "reward_success_rate": float(np.mean([r["success"] for r in records])),
             "last_20": summarize([{**t, "peak_force_n": r["peak_force_n"], "duration_s": r["duration_s"],
                                    "target": r["target"], "message": r.get("message", "")}
                                   for t, r in zip(truth[-20:], records[-20:], strict=False)]) if truth else None}
-

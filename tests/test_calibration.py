@@ -14,8 +14,8 @@ import rmskill
 from rmskill.calibration.fixture import calibrate_fixture
 from rmskill.calibration.operator import SimOperator
 from rmskill.calibration.run import calibrate, show
-from rmskill.calibration.store import CalibrationStore
 from rmskill.calibration.tcp import solve_pivot
+from rmskill.calibration_store import CalibrationStore
 from rmskill.config import ArmConfig, load_arm_config
 from rmskill.errors import CalibrationError, ConfigError
 from rmskill.geometry import Pose

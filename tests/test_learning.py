@@ -1,4 +1,8 @@
-"""The fine-tuning building blocks on their own: corrector, episode log, role-model labels, learners."""
+"""The fine-tuning building blocks on their own: corrector, episode log, role-model labels, learners.
+
+The learners are exercised on a toy skill's features (7 observations, 3 actions, its "similar start"
+features not the first columns), so nothing here leans on the plate placement skill's layout.
+"""
 
 import json
 
@@ -7,20 +11,40 @@ import pytest
 
 from rmskill.learning.corrector import Corrector, CorrectorNet, load_corrector
 from rmskill.learning.episodes import Episode, EpisodeStore
-from rmskill.learning.outcome import ArmMeasuredOutcome
-from rmskill.learning.role_model import RoleModelFineTuner, group_trials, measured_centres, role_model_labels
+from rmskill.learning.role_model import RoleModelFineTuner, group_trials, role_model_labels
+from rmskill.spec import Features, SkillSpec
 
-OBS, ACT = 17, 4
+TOY = SkillSpec(
+    observation=Features.of([("force_n", "N"), ("depth_mm", "mm"), ("dx_mm", "mm"), ("dy_mm", "mm"),
+                             ("speed_mm_s", "mm/s"), ("tilt_deg", "deg"), ("grip_mm", "mm")]),
+    action=Features.of([("push_mm", "mm"), ("tilt_deg", "deg"), ("grip_mm", "mm")]),
+    action_scale=(1.0, 0.5, 2.0), rate_hz=20.0, fixture_kinds=("rack",), start="empty",
+    initial_features=("dx_mm", "dy_mm"), similarity_radius=2.0)
+OBS, ACT = len(TOY.observation), len(TOY.action)
+START = TOY.initial_columns  # columns 2 and 3
 
 
 BASE = np.tanh(np.random.default_rng(99).normal(size=(30, ACT)))  # the base policy's plan, shared by all
 
 
-def episode(rng, reward: float, offset: float, steps: int = 30, start=(0.0, 0.0, -15.0, 0.0)) -> Episode:
+def episode(rng, reward: float, offset: float, steps: int = 30, start=(0.0, 0.0)) -> Episode:
     obs = rng.normal(size=(steps, OBS))
-    obs[:, :4] = start
+    obs[:, START] = start
     base = BASE[:steps] + rng.normal(0.0, 0.01, size=(steps, ACT))
     return Episode(obs, base, np.full((steps, ACT), offset), reward)
+
+
+def test_features_by_name_and_manifest_check():
+    assert TOY.observation.index("dx_mm") == 2 and list(START) == [2, 3]
+    assert TOY.observation.unit("speed_mm_s") == "mm/s"
+    with pytest.raises(Exception, match="no feature 'contact'.*force_n"):
+        TOY.observation.index("contact")
+    manifest = {"obs_names": list(TOY.observation.names), "action_names": list(TOY.action.names)}
+    TOY.check_manifest(manifest, "toy")
+    with pytest.raises(Exception, match=r"obs_names do not match.*missing \['grip_mm'\]"):
+        TOY.check_manifest({**manifest, "obs_names": manifest["obs_names"][:-1]}, "toy")
+    with pytest.raises(Exception, match="other order"):
+        TOY.check_manifest({**manifest, "action_names": manifest["action_names"][::-1]}, "toy")
 
 
 def test_corrector_starts_at_zero_and_round_trips(tmp_path):
@@ -54,6 +78,7 @@ def test_episode_store_survives_a_torn_last_line(tmp_path):
     assert [r["episode"] for r in records] == [1, 2]
     ep = store.load(records[1])
     assert ep.reward == 0.9 and ep.obs.shape == (30, OBS)
+    np.testing.assert_array_equal(ep.initial(START), [0.0, 0.0])
     # Readable without rmskill: numpy and json.
     raw = np.load(tmp_path / records[0]["file"])
     assert set(raw.files) == {"obs", "base", "correction"}
@@ -63,10 +88,10 @@ def test_episode_store_survives_a_torn_last_line(tmp_path):
 def test_groups_and_role_model_labels():
     rng = np.random.default_rng(1)
     near = [episode(rng, r, off) for r, off in ((0.2, 0.05), (0.9, -0.1), (0.5, 0.0))]
-    far = [episode(rng, -1.0, 0.1, start=(6.0, 0.0, -15.0, 0.0))]  # its own group, never seated
-    groups = group_trials(np.array([e.initial for e in near + far]), radius=2.0)
+    far = [episode(rng, -1.0, 0.1, start=(6.0, 0.0))]  # its own group, never succeeded
+    groups = group_trials(np.array([e.initial(START) for e in near + far]), radius=2.0)
     assert groups == [[0, 1, 2], [3]]
-    obs, _base, label = role_model_labels(near + far, radius=2.0, min_reward=0.0, scale=0.2)
+    obs, _base, label = role_model_labels(near + far, START, radius=2.0, min_reward=0.0, scale=0.2)
     assert len(obs) == 90  # the failed lone trial has no role model: no labels
     role = near[1]
     # Every peer (and the role model itself) is labelled with the role model's correction at each step.
@@ -74,38 +99,34 @@ def test_groups_and_role_model_labels():
         np.testing.assert_allclose(label[30 * k: 30 * (k + 1)], role.correction)
 
 
-def test_centre_labels_steer_the_command_to_the_measured_centre():
-    """Seated trials' touch checks put shelf_1's centre at x = -2.5 mm, y = 0.4 mm, yaw = 0.1 deg (medians);
-    lateral labels then close half the command's gap each step (bounded), depth keeps the role model's."""
+def test_label_refiner_reaches_every_peer_and_stays_bounded():
+    """The skill's refiner sees each peer with the role model's labels; what it returns is bounded."""
     rng = np.random.default_rng(3)
-    trials = [episode(rng, r, off) for r, off in ((0.9, 0.05), (0.3, -0.1), (-1.0, 0.0))]
-    for e, cx in zip(trials, (-2.4, -2.6, -9.0), strict=True):
-        e.info = {"target": "shelf_1", "measurements": {"touch_centre_x_mm": cx, "touch_centre_y_mm": 0.4,
-                                                        "touch_centre_yaw_deg": 0.1}}
-    trials[2].info["measurements"] = {}  # not seated: no touch check
-    centres = measured_centres(trials)
-    np.testing.assert_allclose(centres["shelf_1"][[0, 1, 3]], [-2.5, 0.4, 0.1])
-    for e in trials:  # the command: x = -2.3 mm (0.2 mm short of the centre), y = 0.4, yaw = 0.1
-        e.obs[:, 4:8] = 0.0
-        e.obs[:, :2] = (-2.3, 0.4)
-        e.obs[:, 3] = 0.1
-        e.base[:, :] = 0.0
-    obs, _base, label = role_model_labels(trials, radius=2.0, min_reward=0.0, scale=0.2, centre_gain=0.5,
-                                         action_scale=(2.0, 2.0, 2.0, 0.5))
-    assert len(obs) == 90
-    np.testing.assert_allclose(label[:, 0], 0.5 * (-2.5 + 2.3) / 2.0)  # toward -x, a twentieth of a step
-    np.testing.assert_allclose(label[:, [1, 3]], 0.0, atol=1e-12)  # already centred in y and yaw
-    np.testing.assert_allclose(label[:, 2], 0.05)  # depth: the role model's own correction
-    far = trials[0].obs.copy()
-    far[:, 0] = 3.0
-    trials[0].obs = far
-    _, _, label = role_model_labels(trials[:1], radius=2.0, min_reward=0.0, scale=0.2, centre_gain=0.5,
-                                    action_scale=(2.0, 2.0, 2.0, 0.5))
-    np.testing.assert_allclose(label[:, 0], -0.2)  # far off: the bound
+    trials = [episode(rng, r, off) for r, off in ((0.9, 0.05), (0.3, -0.1))]
+    seen = []
+
+    def refiner(all_trials):
+        assert len(all_trials) == 2
+
+        def refine(peer, labels):
+            seen.append(peer)
+            np.testing.assert_allclose(labels, 0.05)  # the role model's correction
+            out = labels.copy()
+            out[:, 0] = peer.obs[:, 0]  # a state-dependent label, unbounded on purpose
+            return out
+        return refine
+
+    obs, _base, label = role_model_labels(trials, START, 2.0, 0.0, 0.2, refine=refiner(trials))
+    assert len(seen) == 2 and len(obs) == 60
+    np.testing.assert_allclose(label[:, 0], np.clip(obs[:, 0], -0.2, 0.2))
+    np.testing.assert_allclose(label[:, 1:], 0.05)
 
 
 def test_role_model_learner_moves_toward_the_best_trial():
-    learner = RoleModelFineTuner(OBS, ACT, seed=0)
+    from rmskill.learning.role_model import RoleModelConfig
+
+    learner = RoleModelFineTuner(OBS, ACT, RoleModelConfig(group_radius=TOY.similarity_radius), seed=0,
+                                 initial_columns=START)
     rng = np.random.default_rng(2)
     for k in range(10):
         offset = 0.1 if k == 3 else 0.0
@@ -116,32 +137,15 @@ def test_role_model_learner_moves_toward_the_best_trial():
     assert np.mean(predicted) == pytest.approx(0.1, abs=0.03)
 
 
-def test_arm_measured_outcome_prefers_a_clean_insertion():
-    class Result:
-        peak_force_n, message = 8.0, ""
-
-    clean = np.zeros((20, OBS))
-    clean[:, 2] = np.linspace(-15, 0, 20)
-    clean[-5:, 13] = -5.0  # the nest pushes back: seated
-    clean[-5:, 16] = 1.0
-    rubbing = clean.copy()
-    rubbing[-8:, 11] = 4.0  # a guide wall pushes sideways
-    rubbing[-8:, 16] = 1.0
-    jammed = clean.copy()
-    jammed[:, 2] = np.linspace(-15, -6, 20)  # stopped on the wall top
-    outcome = ArmMeasuredOutcome()
-    a, b, c = outcome(Result(), clean), outcome(Result(), rubbing), outcome(Result(), jammed)
-    assert a.success and b.success and not c.success
-    assert a.reward > b.reward > c.reward
-
-
 @pytest.mark.parametrize("method", ["residual", "hybrid"])
 def test_off_policy_learners_update_and_stay_bounded(method):
     from rmskill.learning.hybrid import HybridFineTuner
     from rmskill.learning.residual import ResidualConfig, ResidualFineTuner
 
-    cls = HybridFineTuner if method == "hybrid" else ResidualFineTuner
-    learner = cls(OBS, ACT, seed=0) if method == "hybrid" else cls(OBS, ACT, ResidualConfig(warmup_episodes=2), seed=0)
+    if method == "hybrid":
+        learner = HybridFineTuner(OBS, ACT, seed=0, initial_columns=START)
+    else:
+        learner = ResidualFineTuner(OBS, ACT, ResidualConfig(warmup_episodes=2), seed=0)
     rng = np.random.default_rng(3)
     for k in range(7):
         learner.begin_episode()
@@ -151,25 +155,3 @@ def test_off_policy_learners_update_and_stay_bounded(method):
     assert learner.updates > 0 and np.isfinite(learner.last_loss)
     if method == "hybrid":
         assert learner.labels is not None  # the role-model regression term is in the actor loss
-
-
-def test_arm_measured_outcome_rewards_a_centred_release():
-    """With the touch check, a command let go in the middle of the clearance beats one pressing a
-    wall, and a touch check that found no walls (no plate in the nest) is not seated."""
-
-    class Result:
-        peak_force_n, message = 8.0, ""
-
-        def __init__(self, off_mm: float, off_deg: float = 0.0):
-            self.measurements = {"touch_command_offset_mm": off_mm, "touch_command_offset_yaw_deg": off_deg}
-
-    seated = np.zeros((20, OBS))
-    seated[:, 2] = np.linspace(-15, 0, 20)
-    seated[-5:, 13] = -5.0
-    outcome = ArmMeasuredOutcome()
-    centred, pressed, far, twisted = (outcome(Result(*m), seated) for m in ((0.05,), (0.6,), (4.0,), (0.05, 0.4)))
-    assert centred.reward > pressed.reward > far.reward
-    assert centred.reward > twisted.reward
-    assert far.success and far.reward > outcome(Result(float("nan")), seated).reward
-    assert not outcome(Result(float("nan")), seated).success
-    assert centred.details["centre_offset_mm"] == pytest.approx(0.05)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import rmskill
-from rmskill.calibration.store import CalibrationStore
+from rmskill.calibration_store import CalibrationStore
 from rmskill.errors import ConfigError, SkillError
 from rmskill.evaluate import evaluate, random_start
 from rmskill.geometry import Pose

@@ -13,6 +13,7 @@ import numpy as np
 
 from rmskill.config import ArmConfig
 from rmskill.drivers.mujoco.robots import ArmModel, add_arm
+from rmskill.errors import DriverError
 from rmskill.geometry import Pose
 
 # ANSI/SLAS 1-2004 footprint and a typical 96-well plate height, [m].
@@ -126,6 +127,20 @@ def add_nest(spec: mujoco.MjSpec, name: str, base_T_fixture: Pose) -> None:
                       contype=2, conaffinity=1, friction=[0.25, 0.005, 0.0001])
 
 
+
+def add_shelf_slot(spec: mujoco.MjSpec, name: str, base_T_fixture: Pose) -> None:
+    """A ``slot`` fixture: an SBS nest on a shelf board with a leg (board and leg visual only)."""
+    add_nest(spec, name, base_T_fixture)
+    under = base_T_fixture.apply([0.0, 0.0, PLATE_HEIGHT / 2 + 0.008 + 0.01])
+    _box(spec.worldbody, [0.09, 0.075, 0.01], under, rgba=[0.45, 0.35, 0.25, 1], contype=0, conaffinity=0)
+    leg = max(under[2] - 0.01, 0.001) / 2
+    _box(spec.worldbody, [0.03, 0.03, leg], [under[0], under[1], leg], rgba=[0.4, 0.4, 0.42, 1], contype=0,
+         conaffinity=0)
+
+
+#: Builder per arm-file fixture kind: ``build(spec, name, true base_T_fixture)``.
+FIXTURE_BUILDERS = {"slot": add_shelf_slot}
+
 def build_spec(config: ArmConfig, model: ArmModel) -> mujoco.MjSpec:
     """The whole cell for one arm file, with ``sim.truth`` applied."""
     truth = config.truth
@@ -168,15 +183,11 @@ def build_spec(config: ArmConfig, model: ArmModel) -> mujoco.MjSpec:
     spec.add_sensor(name="ft_torque", type=mujoco.mjtSensor.mjSENS_TORQUE, objtype=mujoco.mjtObj.mjOBJ_SITE,
                     objname="ft")
     add_plate(spec)
-    for name in config.fixtures:
-        base_T_fixture = config.fixture(name) @ truth.fixture_error_for(name)
-        add_nest(spec, name, base_T_fixture)
-        # The shelf board the nest stands on (visual).
-        under = base_T_fixture.apply([0.0, 0.0, PLATE_HEIGHT / 2 + 0.008 + 0.01])
-        _box(world, [0.09, 0.075, 0.01], under, rgba=[0.45, 0.35, 0.25, 1], contype=0, conaffinity=0)
-        leg = max(under[2] - 0.01, 0.001) / 2
-        _box(world, [0.03, 0.03, leg], [under[0], under[1], leg], rgba=[0.4, 0.4, 0.42, 1], contype=0,
-             conaffinity=0)
+    for name, fixture in config.fixtures.items():
+        if fixture.kind not in FIXTURE_BUILDERS:
+            raise DriverError(f"fixture '{name}': the simulator cannot build a '{fixture.kind}' (kinds: "
+                              f"{', '.join(sorted(FIXTURE_BUILDERS))})")
+        FIXTURE_BUILDERS[fixture.kind](spec, name, config.fixture(name) @ truth.fixture_error_for(name))
     # Stiff, well-damped contacts: as stiff as the time step allows, so a 40 N grip or a plate
     # pressed into its seat sinks in by micrometres, not millimetres.
     for geom in spec.geoms:

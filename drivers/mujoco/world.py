@@ -77,9 +77,15 @@ class SimWorld:
         )
         return Pose.from_ur(self.truth.grasp_offset) @ noise
 
-    def reset(self, tcp_pose: Pose | None = None, q: np.ndarray | None = None, plate: bool = True,
+    def reset(self, tcp_pose: Pose | None = None, q: np.ndarray | None = None, plate: bool | None = None,
               seed: int | None = None) -> None:
-        """Start an episode: arm at ``tcp_pose`` (or ``q``, or home), plate gripped if ``plate``."""
+        """Start an episode: arm at ``tcp_pose`` (or ``q``, or home), plate gripped if ``plate``
+        (``None``: as the arm file's ``sim.plates`` says: gripped by default, else seated in the
+        fixture it names, or nowhere); ``False`` parks it out of reach."""
+        layout = self.arm.config.sim.plates if self.arm.config.sim is not None else None
+        from_layout = plate is None
+        if from_layout:
+            plate = layout is None
         arm = self.arm
         m, d = arm.model, arm.data
         if seed is not None:
@@ -100,7 +106,8 @@ class SimWorld:
             self.holding(True)
         else:
             self.holding(False)
-            self._set_plate(Pose([0.0, -0.6, 0.0075]))  # parked on the table, out of reach
+            seated = layout[0] if from_layout and layout else None  # in its nest, or parked out of reach
+            self._set_plate(self.fixture_pose(seated) if seated else Pose([0.0, -0.6, 0.0075]))
             mujoco.mj_forward(m, d)
         arm.advance(0.3)  # settle: the episode starts at rest
         arm.hold()

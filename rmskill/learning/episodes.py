@@ -3,7 +3,7 @@
 A run directory holds ``episodes.jsonl`` (one JSON object per finished episode, appended and
 fsynced after its arrays are on disk) and ``episodes/NNNNNN.npz`` with, per control step:
 
-    obs         (T, obs_dim)  the skill's observation (raw units, see the skill's OBS_NAMES)
+    obs         (T, obs_dim)  the skill's observation (raw units; names in the skill's spec and the manifest)
     base        (T, act_dim)  the base policy's action, normalised to [-1, 1]
     correction  (T, act_dim)  the correction executed on top of it (exploration included)
 
@@ -11,7 +11,7 @@ Each JSONL record: ``episode``, ``file``, ``target``, ``reward``, ``success`` (a
 source judged it), ``outcome`` (its figures), ``truth`` (simulator ground truth, if any:
 ``translation_error_mm``, ``rotation_error_deg``, ``success``), ``peak_force_n``,
 ``duration_s``, ``wall_s``, ``noise`` (the episode's exploration offset), ``message``,
-``measurements`` (what the skill measured with the arm, e.g. the touch check's ``touch_centre_*``).
+``measurements`` (what the skill measured with the arm, by name).
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ class Episode:
     def executed(self) -> np.ndarray:
         return np.clip(self.base + self.correction, -1.0, 1.0)
 
-    @property
-    def initial(self) -> np.ndarray:
-        """The state the policy started from: TCP in the nest frame (x, y, z mm, yaw deg)."""
-        return self.obs[0, :4] if len(self.obs) else np.zeros(4)
+    def initial(self, columns: np.ndarray) -> np.ndarray:
+        """The first learned step's observation ``columns`` (the skill's ``initial_features``);
+        NaN for an episode with no learned step."""
+        return self.obs[0, columns] if len(self.obs) else np.full(len(columns), np.nan)
 
 
 class EpisodeStore:

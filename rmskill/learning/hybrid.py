@@ -11,7 +11,7 @@ import torch
 
 from rmskill.learning.episodes import Episode
 from rmskill.learning.residual import ResidualConfig, ResidualFineTuner
-from rmskill.learning.role_model import RoleModelConfig, role_model_labels
+from rmskill.learning.role_model import RefinerFactory, RoleModelConfig, radius, role_model_labels
 
 
 @dataclass
@@ -23,9 +23,12 @@ class HybridConfig(ResidualConfig):
 class HybridFineTuner(ResidualFineTuner):
     method = "hybrid"
 
-    def __init__(self, obs_dim: int, act_dim: int, config: HybridConfig | None = None, seed: int = 0):
+    def __init__(self, obs_dim: int, act_dim: int, config: HybridConfig | None = None, seed: int = 0,
+                 initial_columns: np.ndarray | None = None, refiner: RefinerFactory | None = None):
         config = config or HybridConfig()
         self.role = config.role or RoleModelConfig()
+        self.initial_columns = np.arange(obs_dim) if initial_columns is None else np.asarray(initial_columns)
+        self.refiner = refiner
         super().__init__(obs_dim, act_dim, config, seed)
         self.history: list[Episode] = []
         self.labels: tuple[torch.Tensor, ...] | None = None
@@ -42,9 +45,9 @@ class HybridFineTuner(ResidualFineTuner):
     def end_episode(self, episode: Episode) -> None:
         self.history.append(episode)
         if len(self.history) % self.role.relabel_every == 0:
-            obs, base, label = role_model_labels(self.history, self.role.group_radius, self.role.min_reward,
-                                                 self.role.scale, centre_gain=self.role.centre_gain,
-                                                 action_scale=self.role.action_scale)
+            refine = self.refiner(self.history) if self.refiner is not None else None
+            obs, base, label = role_model_labels(self.history, self.initial_columns, radius(self.role),
+                                                 self.role.min_reward, self.role.scale, refine=refine)
             self.labels = tuple(torch.as_tensor(a, dtype=torch.float32) for a in (obs, base, label)) \
                 if len(obs) else None
         super().end_episode(episode)

@@ -8,28 +8,27 @@ the base policy keeps closing the loop on each trial's own state. The corrector 
 to all labelled data by regression; every ``relabel_every`` episodes the groups and role models
 are chosen again (better trials take over) and all labelled data is replayed offline.
 
-Similar initial states: the TCP pose in the nest frame where the policy takes over (x, y, z in mm,
-yaw in deg), Euclidean distance under ``group_radius``; groups grow greedily in arrival order.
-Exploration: one Gaussian offset per episode added to every correction of that episode, so a
-trial tests one consistent aim (a site offset is consistent); its spread decays as trials improve.
+Similar initial states: the skill's ``initial_features`` at the first learned step (for a
+placement, the TCP pose relative to the target where the policy takes over), Euclidean distance
+under ``group_radius`` (default: the skill's ``similarity_radius``); groups grow greedily in
+arrival order. Exploration: one Gaussian offset per episode added to every correction of that
+episode, so a trial tests one consistent aim (a site offset is consistent); its spread decays as
+trials improve.
 
 Learned selection (our extension, ``learned_selection``): rewards are noisy (each grasp differs),
 so the single best trial is often a lucky one. A ridge-regressed quadratic reward model over each
 trial's mean correction scores every trial; the role model is the trial with the best blend of
 its measured and its predicted reward. The labels are still that trial's own actions.
 
-Centre labels (our extension, ``centre_gain``): where the skill ran its touch check (the plate
-placement skill does during fine-tuning), each seated trial measured, with the arm, the TCP pose
-that centres the plate between the nest's walls. The per-fixture median of those centres turns
-the lateral part of every label (x, y, yaw) into "steer the command toward the measured centre":
-``clip(gain * (centre - command) / action_scale - base_action, +-scale)``; depth (z) keeps the role
-model's label. A role model only ever tried one constant aim, so its own lateral labels keep
-pushing after the plate has arrived and press it into a wall; the centre labels stop at the
-centre, a state-dependent correction no single trial demonstrated.
+Label refinement (``Skill.label_refiner``): a skill may refine each peer's labels from what all
+trials measured (e.g. steer lateral labels toward a target centre the trials' own measurements
+found, a state-dependent correction no single constant-aim trial demonstrated); refined labels are
+bounded like the role model's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +36,11 @@ import torch
 
 from rmskill.learning.corrector import Corrector, CorrectorNet
 from rmskill.learning.episodes import Episode
+
+#: ``refine(peer, labels) -> labels`` for one peer trial.
+LabelRefiner = Callable[[Episode, np.ndarray], np.ndarray]
+#: ``refiner(all_trials) -> LabelRefiner | None``: the skill's ``label_refiner``.
+RefinerFactory = Callable[[list[Episode]], LabelRefiner | None]
 
 
 @dataclass
@@ -48,8 +52,8 @@ class RoleModelConfig:
     explore_std: float = 0.06  # initial per-episode exploration offset
     explore_decay: float = 0.985  # per episode
     explore_min: float = 0.02
-    group_radius: float = 2.0  # [mm and deg] initial-state distance for peers
-    min_reward: float = 0.0  # a role model must at least have seated the plate
+    group_radius: float | None = None  # initial-state distance for peers; None: the skill's similarity_radius
+    min_reward: float = 0.0  # a role model must at least have succeeded (arm-measured rewards are > 0 then)
     relabel_every: int = 5  # episodes between relabel-and-replay rounds
     learned_selection: bool = True  # choose role models by measured + model-predicted reward
     model_weight: float = 0.7  # share of the predicted reward in the selection score
@@ -57,38 +61,11 @@ class RoleModelConfig:
     max_steps: int = 600  # ... at most this many gradient steps per round
     batch: int = 256
     lr: float = 2e-3
-    centre_gain: float = 0.5  # fraction of the command's gap to the measured centre closed per step
-    action_scale: tuple[float, ...] | None = None  # the skill's units per normalised action; None: no centre labels
 
 
-# Observation columns of the plate placement skill (skills/plate_placement/skill.py OBS_NAMES): the
-# measured TCP (x, y, z mm, yaw deg) in the nest frame, then the command minus the measurement.
-MEASURED, COMMAND_DELTA = slice(0, 4), slice(4, 8)
-LATERAL = {0: "x_mm", 1: "y_mm", 3: "yaw_deg"}  # action index -> touch check axis
-
-
-def measured_centres(episodes: list[Episode]) -> dict[str, np.ndarray]:
-    """Per fixture: the median TCP pose (x, y, z, yaw; z NaN) that centred the plate, from every
-    trial whose touch check found the walls."""
-    found: dict[str, list[np.ndarray]] = {}
-    for e in episodes:
-        m = (e.info or {}).get("measurements") or {}
-        c = np.array([m.get("touch_centre_x_mm", np.nan), m.get("touch_centre_y_mm", np.nan), np.nan,
-                      m.get("touch_centre_yaw_deg", np.nan)], dtype=float)
-        if np.all(np.isfinite(c[[0, 1, 3]])):
-            found.setdefault(e.info.get("target", ""), []).append(c)
-    return {t: np.median(np.array(cs), axis=0) for t, cs in found.items()}
-
-
-def centre_labels(peer: Episode, labels: np.ndarray, centre: np.ndarray, gain: float,
-                  action_scale: np.ndarray, scale: float) -> np.ndarray:
-    """``labels`` with their lateral columns replaced by steering the command toward ``centre``."""
-    out = labels.copy()
-    command = peer.obs[:, MEASURED] + peer.obs[:, COMMAND_DELTA]
-    for d in LATERAL:
-        want = gain * (centre[d] - command[:, d]) / action_scale[d]
-        out[:, d] = np.clip(want - peer.base[:, d], -scale, scale)
-    return out
+def radius(cfg: RoleModelConfig) -> float:
+    """The peer radius; 1.0 where neither the learner nor the skill set one."""
+    return 1.0 if cfg.group_radius is None else cfg.group_radius
 
 
 def group_trials(initials: np.ndarray, radius: float) -> list[list[int]]:
@@ -122,16 +99,16 @@ def predicted_rewards(episodes: list[Episode], ridge: float = 1e-2) -> np.ndarra
     return feats @ w
 
 
-def role_model_labels(episodes: list[Episode], radius: float, min_reward: float,
-                      scale: float, scores: np.ndarray | None = None, centre_gain: float = 0.0,
-                      action_scale: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def role_model_labels(episodes: list[Episode], initial_columns: np.ndarray, radius: float, min_reward: float,
+                      scale: float, scores: np.ndarray | None = None,
+                      refine: LabelRefiner | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(obs, base, label) for every step of every trial that has a role model.
 
-    ``scores`` ranks the trials (default: their measured rewards). With ``centre_gain`` and
-    ``action_scale``, lateral labels steer toward the fixture's measured centre (module docstring).
+    Trials are grouped by their ``initial_columns`` (the skill's initial features); ``scores``
+    ranks the trials (default: their measured rewards); ``refine(peer, labels)`` (the skill's label
+    refiner) may change a peer's labels, which stay bounded by ``scale``.
     """
-    centres = measured_centres(episodes) if centre_gain > 0 and action_scale is not None else {}
-    groups = group_trials(np.array([e.initial for e in episodes]), radius)
+    groups = group_trials(np.array([e.initial(initial_columns) for e in episodes]), radius)
     rank = np.array([e.reward for e in episodes]) if scores is None else scores
     obs, base, label = [], [], []
     for group in groups:
@@ -141,11 +118,12 @@ def role_model_labels(episodes: list[Episode], radius: float, min_reward: float,
             continue
         for i in group:
             peer = episodes[i]
+            if len(peer.obs) == 0:
+                continue
             steps = np.minimum(np.arange(len(peer.obs)), len(role.correction) - 1)
             labels = np.clip(role.correction[steps], -scale, scale)
-            centre = centres.get((peer.info or {}).get("target", ""))
-            if centre is not None:
-                labels = centre_labels(peer, labels, centre, centre_gain, np.asarray(action_scale), scale)
+            if refine is not None:
+                labels = np.clip(refine(peer, labels), -scale, scale)
             obs.append(peer.obs)
             base.append(peer.base)
             label.append(labels)
@@ -159,9 +137,12 @@ class RoleModelFineTuner:
 
     method = "role-model"
 
-    def __init__(self, obs_dim: int, act_dim: int, config: RoleModelConfig | None = None, seed: int = 0):
+    def __init__(self, obs_dim: int, act_dim: int, config: RoleModelConfig | None = None, seed: int = 0,
+                 initial_columns: np.ndarray | None = None, refiner: RefinerFactory | None = None):
         self.cfg = config or RoleModelConfig()
         self.act_dim = act_dim
+        self.initial_columns = np.arange(obs_dim) if initial_columns is None else np.asarray(initial_columns)
+        self.refiner = refiner
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.net = CorrectorNet(obs_dim, act_dim, self.cfg.hidden, self.cfg.scale)
@@ -197,8 +178,9 @@ class RoleModelFineTuner:
         if cfg.learned_selection:
             measured = np.array([e.reward for e in self.episodes])
             scores = (1 - cfg.model_weight) * measured + cfg.model_weight * predicted_rewards(self.episodes)
-        obs, base, label = role_model_labels(self.episodes, cfg.group_radius, cfg.min_reward, cfg.scale, scores,
-                                             cfg.centre_gain, cfg.action_scale)
+        refine = self.refiner(self.episodes) if self.refiner is not None else None
+        obs, base, label = role_model_labels(self.episodes, self.initial_columns, radius(cfg), cfg.min_reward,
+                                             cfg.scale, scores, refine)
         if len(obs) == 0:
             return
         if not self.normalised:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from rmskill.skill import Context
-from rmskill.skills.plate_placement.skill import PlacementConfig, yaw_of
+from rmskill.skills.plate_placement.skill import COMMAND_DELTA, FZ, POSE, PlacementConfig, Z, yaw_of
 
 
 class PlacementExpert:
@@ -38,20 +38,20 @@ class PlacementExpert:
         sim = ctx.arm.sim
         tcp = ctx.arm.state().base_T_tcp
         tcp_T_plate = tcp.inverse() @ sim.plate_pose()
-        goal = ctx.base_T_nest.inverse() @ sim.fixture_pose(ctx.target) @ tcp_T_plate.inverse()
+        goal = ctx.base_T_target.inverse() @ sim.fixture_pose(ctx.target) @ tcp_T_plate.inverse()
         return np.array([*(goal.xyz * 1000.0), yaw_of(goal)])
 
     def __call__(self, obs: np.ndarray, ctx: Context) -> np.ndarray:
         g = self.goal(ctx)
-        if g[2] - obs[2] > self.lead_in_mm:
+        if g[2] - obs[Z] > self.lead_in_mm:
             # Clear of the nest the expert aims where the arm believes the nest is, as the student
             # must; the truth steers only in the lead-in, where contact can tell the student too.
             g[[0, 1, 3]] = 0.0
-        e = g - obs[:4]  # from where the TCP is
-        e_cmd = g - (obs[:4] + obs[4:8])  # from where it is commanded to be
+        e = g - obs[POSE]  # from where the TCP is
+        e_cmd = g - (obs[POSE] + obs[COMMAND_DELTA])  # from where it is commanded to be
         lateral = float(np.hypot(e[0], e[1]))
         height = e[2]  # [mm] above the seat (the nest z axis points down, into the nest)
-        push = -obs[13]
+        push = -obs[FZ]
         d = np.zeros(4)
         seated = height < 1.0 and push > 1.0
         if seated:  # on the seat the plate floats in the grip: stop steering, press gently

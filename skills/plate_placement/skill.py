@@ -17,24 +17,32 @@ from pathlib import Path
 
 import numpy as np
 
-from rmskill.errors import SafetyViolation
+from rmskill.evaluate import random_start
 from rmskill.geometry import Pose
-from rmskill.skill import Actor, Context, Skill, SkillResult
+from rmskill.learning.episodes import Episode
+from rmskill.skill import Actor, Context, LabelRefiner, Skill, SkillResult
+from rmskill.spec import Features, Outcome, SkillSpec
 
 log = logging.getLogger(__name__)
 
-OBS_NAMES = (
-    "x_mm", "y_mm", "z_mm", "yaw_deg",  # measured TCP in the nest frame (z down, into the nest)
-    "cmd_dx_mm", "cmd_dy_mm", "cmd_dz_mm", "cmd_dyaw_deg",  # commanded target minus measured
-    "vx_mm_s", "vy_mm_s", "vz_mm_s",  # TCP velocity, nest frame
-    "fx_n", "fy_n", "fz_n", "tz_nm",  # contact wrench on the tool, nest frame
-    "gripper_mm", "phase",  # gripper opening; the phase (1: align and insert, the policy's phase)
-)
+OBSERVATION = Features.of([
+    ("x_mm", "mm"), ("y_mm", "mm"), ("z_mm", "mm"), ("yaw_deg", "deg"),  # measured TCP, nest frame (z down)
+    ("cmd_dx_mm", "mm"), ("cmd_dy_mm", "mm"), ("cmd_dz_mm", "mm"), ("cmd_dyaw_deg", "deg"),  # command - measured
+    ("vx_mm_s", "mm/s"), ("vy_mm_s", "mm/s"), ("vz_mm_s", "mm/s"),  # TCP velocity, nest frame
+    ("fx_n", "N"), ("fy_n", "N"), ("fz_n", "N"), ("tz_nm", "Nm"),  # contact wrench on the tool, nest frame
+    ("gripper_mm", "mm"), ("phase", "1"),  # gripper opening; the phase (1: align and insert, the policy's)
+])
+ACTION = Features.of([("dx_mm", "mm"), ("dy_mm", "mm"), ("dz_mm", "mm"), ("dyaw_deg", "deg")])
+OBS_NAMES, ACTION_NAMES = OBSERVATION.names, ACTION.names
 HELD_WIDTH_MM = 85.48  # an SBS plate's short side: the gripper's opening while it holds one
-ACTION_NAMES = ("dx_mm", "dy_mm", "dz_mm", "dyaw_deg")
+POSE = OBSERVATION.indices(["x_mm", "y_mm", "z_mm", "yaw_deg"])  # the measured TCP in the nest frame
+COMMAND_DELTA = OBSERVATION.indices(["cmd_dx_mm", "cmd_dy_mm", "cmd_dz_mm", "cmd_dyaw_deg"])
+Z, FX, FY, FZ, TZ = (OBSERVATION.index(n) for n in ("z_mm", "fx_n", "fy_n", "fz_n", "tz_nm"))
 # Pose axis (x, y, yaw) -> the observation column of the wall force/torque along it.
-WALL_COLUMN = {0: OBS_NAMES.index("fx_n"), 1: OBS_NAMES.index("fy_n"), 3: OBS_NAMES.index("tz_nm")}
+WALL_COLUMN = {0: FX, 1: FY, 3: TZ}
+LATERAL = {0: "x_mm", 1: "y_mm", 3: "yaw_deg"}  # action index -> touch check axis
 INSERT_PHASE = 1.0
+CONTACT_N = 2.0  # sensed force [N] that means the plate touched something (above noise and inertia)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class PlacementConfig:
         box_mm: Largest lateral excursion of the target from the nest [mm].
         retreat_mm: Height of the retreat above the nest.
         success_mm, success_deg: Largest final error that counts as a success.
+        centre_gain: Fine-tuning's centre labels: fraction of the command's gap to the measured nest
+            centre that a lateral label closes per step (0: the role model's own labels).
         touch_check: After seating, before release, find the nest's walls with the held plate
             (``touch_check_plate``): where the plate sits in its clearance, measured by the arm. On
             by default for fine-tuning (the arm-measured reward uses it); on a real arm its result
@@ -92,6 +102,7 @@ class PlacementConfig:
     retreat_mm: float = 30.0
     success_mm: float = 1.0
     success_deg: float = 1.0
+    centre_gain: float = 0.5
     touch_check: bool = False
     touch_centre: bool = False
     probe_lift_mm: float = 0.5
@@ -147,7 +158,12 @@ class PlatePlacement(Skill):
 
     name = "plate_placement"
     version = "0.1.0"
-    rate_hz = 50.0
+    spec = SkillSpec(
+        observation=OBSERVATION, action=ACTION, action_scale=PlacementConfig.action_scale, rate_hz=50.0,
+        fixture_kinds=("slot",), start="holding",
+        initial_features=("x_mm", "y_mm", "z_mm", "yaw_deg"), similarity_radius=2.0,  # mm and deg
+        finetune_settings={"touch_check": True},  # the arm-measured outcome reads the touch check
+    )
     weights_dir = Path(__file__).parent / "weights"
 
     def __init__(self, policy, residual=None, manifest=None, config: PlacementConfig | None = None):
@@ -157,32 +173,26 @@ class PlatePlacement(Skill):
     # --- the phases ---------------------------------------------------------------------
     def execute(self, ctx: Context, act: Actor) -> SkillResult:
         arm, cfg = ctx.arm, self.config
-        observer = PlacementObserver(ctx.base_T_nest)
+        observer = PlacementObserver(ctx.base_T_target)
         ctx.extras["observer"] = observer
         gripper_mass, gripper_com = arm.config.gripper.mass, np.asarray(arm.config.gripper.center_of_mass)
         tcp_xyz = np.asarray(getattr(arm.unwrapped, "flange_T_tcp", arm.config.flange_T_tcp).xyz)
         mass = gripper_mass + cfg.plate_mass
         arm.set_payload(mass, (gripper_mass * gripper_com + cfg.plate_mass * tcp_xyz) / mass)
-        seated_rel: np.ndarray | None = None
-        message = ""
-        try:
-            command = np.array([0.0, 0.0, -cfg.pre_insert_mm, 0.0])
-            self._approach(ctx, nest_offset(ctx.base_T_nest, command))
-            seated_rel, message = self._insert(ctx, act, observer, command)
-            if seated_rel is not None and cfg.touch_check:
-                ctx.measurements.update(self.touch_check_plate(ctx, observer))
-            if seated_rel is not None:
-                if arm.gripper is not None:
-                    arm.gripper.open()
-                    arm.set_payload(gripper_mass, gripper_com)
-                else:  # e.g. a tool-flange gripper driven by the integrator's own I/O
-                    log.warning("arm '%s' has no gripper configured: the plate was seated but not released",
-                                arm.config.name)
-            arm.move_to(nest_offset(ctx.base_T_nest, np.array([0.0, 0.0, -cfg.retreat_mm, 0.0])), speed=0.05)
-            self._track_force(ctx, arm.state())
-        except SafetyViolation as err:
-            message = str(err)
-            log.warning("plate placement to '%s' stopped: %s", ctx.target, err)
+        command = np.array([0.0, 0.0, -cfg.pre_insert_mm, 0.0])
+        self._approach(ctx, nest_offset(ctx.base_T_target, command))
+        seated_rel, message = self._insert(ctx, act, observer, command)
+        if seated_rel is not None and cfg.touch_check:
+            ctx.measurements.update(self.touch_check_plate(ctx, observer))
+        if seated_rel is not None:
+            if arm.gripper is not None:
+                arm.gripper.open()
+                arm.set_payload(gripper_mass, gripper_com)
+            else:  # e.g. a tool-flange gripper driven by the integrator's own I/O
+                log.warning("arm '%s' has no gripper configured: the plate was seated but not released",
+                            arm.config.name)
+        arm.move_to(nest_offset(ctx.base_T_target, np.array([0.0, 0.0, -cfg.retreat_mm, 0.0])), speed=0.05)
+        self._track_force(ctx, arm.state())
         return self._result(ctx, seated_rel, message)
 
     def _approach(self, ctx: Context, goal: Pose) -> None:
@@ -194,8 +204,8 @@ class PlatePlacement(Skill):
         x, y, z, yaw = observer.relative(start)
         goal_z = observer.relative(goal)[2]
         height = min(z, goal_z)  # the nest z axis points down: smaller is higher
-        waypoints = [nest_offset(ctx.base_T_nest, np.array([x, y, height, yaw])),
-                     nest_offset(ctx.base_T_nest, np.array([0.0, 0.0, height, 0.0])), goal]
+        waypoints = [nest_offset(ctx.base_T_target, np.array([x, y, height, yaw])),
+                     nest_offset(ctx.base_T_target, np.array([0.0, 0.0, height, 0.0])), goal]
         for waypoint in waypoints:
             self._line(ctx, waypoint)
         for _ in range(10):  # settle
@@ -228,7 +238,7 @@ class PlatePlacement(Skill):
             state = arm.state()
             force = self._track_force(ctx, state)
             obs = observer(state, command, INSERT_PHASE)
-            push = -obs[13]  # the nest pushes back up (-z in the nest frame) when pressed into it
+            push = -obs[FZ]  # the nest pushes back up (-z in the nest frame) when pressed into it
             ctx.extras["command"] = command
             action = np.clip(act(obs, ctx), -1.0, 1.0)
             delta = action * scale
@@ -236,12 +246,12 @@ class PlatePlacement(Skill):
                 quiet += 1
             else:
                 quiet = 0
-            at_depth = obs[2] > -cfg.seat_depth_mm and push > cfg.seat_push_n
+            at_depth = obs[Z] > -cfg.seat_depth_mm and push > cfg.seat_push_n
             seated = seated + 1 if at_depth else 0
             ctx.trajectory.append({"t": state.time - ctx.start_time, "obs": obs, "action": action,
                                    "force": force, "command": command.copy()})
             if quiet >= cfg.settle_steps or seated >= cfg.max_seated_steps:
-                return obs[:4].copy(), ""
+                return obs[POSE].copy(), ""
             command = command + delta
             command[:2] = np.clip(command[:2], -cfg.box_mm, cfg.box_mm)
             command[2] = np.clip(command[2], -cfg.pre_insert_mm - 10.0, cfg.seat_depth_mm + 2.0)
@@ -249,23 +259,60 @@ class PlatePlacement(Skill):
             if not at_depth:
                 command += self._comply(obs)
             if force > backoff:  # reflex: never keep pushing into a jam (up, at most one step's worth)
-                command[2] = max(obs[2] - 1.0, command[2] - scale[2])
+                command[2] = max(obs[Z] - 1.0, command[2] - scale[2])
                 log.info("contact force %.1f N: backing off", force)
-            arm.servo(nest_offset(ctx.base_T_nest, command), duration=dt)
+            arm.servo(nest_offset(ctx.base_T_target, command), duration=dt)
         return None, f"not seated after {cfg.max_steps} steps ({cfg.max_steps * dt:.1f} s)"
 
     def _comply(self, obs: np.ndarray) -> np.ndarray:
         """Move with the guide walls: along the lateral contact force, turning with its torque."""
         cfg = self.config
-        lateral = obs[11:13]
+        lateral = obs[[FX, FY]]
         magnitude = float(np.hypot(*lateral))
         out = np.zeros(4)
         if magnitude > cfg.comply_deadband_n:
             out[:2] = cfg.comply_mm_per_n * lateral * (1.0 - cfg.comply_deadband_n / magnitude)
-        tz = obs[14]
+        tz = obs[TZ]
         if abs(tz) > cfg.comply_deadband_nm:
             out[3] = cfg.comply_deg_per_nm * (tz - math.copysign(cfg.comply_deadband_nm, tz))
         return out
+
+    # --- the contract: episodes, outcome, labels -----------------------------------------
+    def sim_start(self, arm, target: str, rng: np.random.Generator, seed: int, ready: bool = True) -> None:
+        """A random start a few centimetres above and beside the nest, the plate in the gripper
+        (``ready=False``: the gripper empty, which the start condition refuses)."""
+        arm.sim.reset(tcp_pose=arm.config.fixture(target) @ random_start(rng), plate=ready, seed=seed)
+
+    def operator_prompt(self, target: str) -> str:
+        return f"put a plate into the gripper to place into '{target}'"
+
+    def failed_result(self, ctx: Context, message: str) -> SkillResult:
+        return self._result(ctx, None, message)
+
+    def outcome(self, result: SkillResult) -> Outcome:
+        """The arm-measured reward: seated (the TCP at the calibrated seat depth with the nest pushing
+        back), minus how hard the plate rubbed the guide walls after its first contact (lateral force,
+        yaw torque), the peak force, and, where the touch check ran, how far the seated command was
+        from the middle of the clearance (mm + deg). Bounded: every seated trial (reward in
+        (0.05, 1]) beats every one that is not ((-1.95, -1])."""
+        return placement_outcome(result, self.config.seat_depth_mm)
+
+    def label_refiner(self, episodes: list[Episode]) -> LabelRefiner | None:
+        """Centre labels: the lateral labels (x, y, yaw) steer the command toward the nest centre
+        the trials' touch checks measured (per fixture, median); depth keeps the role model's label.
+        A role model only ever tried one constant aim, so its own lateral labels keep pushing after
+        the plate has arrived and press it into a wall; these stop at the centre."""
+        gain = self.config.centre_gain
+        centres = measured_centres(episodes) if gain > 0 else {}
+        if not centres:
+            return None
+        scale = np.asarray(self.config.action_scale, dtype=float)
+
+        def refine(peer: Episode, labels: np.ndarray) -> np.ndarray:
+            centre = centres.get((peer.info or {}).get("target", ""))
+            return labels if centre is None else centre_labels(peer, labels, centre, gain, scale)
+
+        return refine
 
     # --- measuring ----------------------------------------------------------------------
     def touch_check_plate(self, ctx: Context, observer: PlacementObserver) -> dict[str, float]:
@@ -328,9 +375,9 @@ class PlatePlacement(Skill):
         span = max(np.linalg.norm(goal[:3] - start[:3]) / speed_mm_s, abs(goal[3] - start[3]) / speed_deg_s)
         steps = max(math.ceil(span / dt), 1)
         for i in range(1, steps + 1):
-            ctx.arm.servo(nest_offset(ctx.base_T_nest, start + (goal - start) * i / steps), duration=dt)
+            ctx.arm.servo(nest_offset(ctx.base_T_target, start + (goal - start) * i / steps), duration=dt)
         for _ in range(int(0.05 / dt)):
-            ctx.arm.servo(nest_offset(ctx.base_T_nest, goal), duration=dt)
+            ctx.arm.servo(nest_offset(ctx.base_T_target, goal), duration=dt)
 
     @staticmethod
     def _sense(ctx: Context, observer: PlacementObserver, command: np.ndarray, dt: float, axis: int,
@@ -339,7 +386,7 @@ class PlatePlacement(Skill):
         column = WALL_COLUMN[axis]
         values = []
         for _ in range(samples):
-            ctx.arm.servo(nest_offset(ctx.base_T_nest, command), duration=dt)
+            ctx.arm.servo(nest_offset(ctx.base_T_target, command), duration=dt)
             values.append(observer(ctx.arm.state(), command)[column])
         return float(np.mean(values))
 
@@ -352,7 +399,7 @@ class PlatePlacement(Skill):
         command, found, recent = home.copy(), None, []
         for _ in range(steps):
             command[axis] += sign * speed * dt
-            ctx.arm.servo(nest_offset(ctx.base_T_nest, command), duration=dt)
+            ctx.arm.servo(nest_offset(ctx.base_T_target, command), duration=dt)
             obs = observer(ctx.arm.state(), command)
             recent = [*recent, -sign * (obs[column] - rest)][-3:]
             if len(recent) == 3 and np.mean(recent) > threshold:
@@ -393,3 +440,60 @@ class PlatePlacement(Skill):
                            peak_force_n=float(ctx.peak_force), duration_s=duration, trajectory=ctx.trajectory,
                            measured_by=measured_by, target=ctx.target, message=message,
                            measurements=dict(ctx.measurements))
+
+
+# --- outcome and labels (what fine-tuning reads of this skill) ----------------------------------
+def placement_outcome(result: SkillResult, seat_depth_mm: float = 1.5, force_scale: float = 2.0) -> Outcome:
+    """``PlatePlacement.outcome`` from the result's observations and measurements alone.
+
+    ``force_scale``: lateral wall force [N] that costs as much as 0.1 of reward.
+    """
+    obs = result.observations
+    if len(obs) == 0:
+        return Outcome(-1.0, False, {"seated": 0.0})
+    final = obs[-1]
+    message = result.message or ""
+    stopped = "safety limit" in message or "not seated" in message
+    seated = bool(final[Z] > -seat_depth_mm and -final[FZ] > 1.0 and not stopped)
+    touched = np.flatnonzero(np.linalg.norm(obs[:, [FX, FY, FZ]], axis=1) > CONTACT_N)
+    after = obs[touched[0]:] if len(touched) else obs[:0]  # from the first contact on
+    lateral = float(np.mean(np.hypot(after[:, FX], after[:, FY]))) if len(after) else 0.0
+    twist = float(np.mean(np.abs(after[:, TZ]))) if len(after) else 0.0
+    peak = float(result.peak_force_n) if np.isfinite(result.peak_force_n) else 0.0
+    cost = 0.1 * lateral / force_scale + 0.5 * twist + 0.002 * peak
+    details = {"seated": float(seated), "lateral_force_n": lateral, "yaw_torque_nm": twist, "peak_force_n": peak}
+    touch = result.measurements or {}
+    if seated and "touch_command_offset_mm" in touch:
+        off_mm, off_deg = touch["touch_command_offset_mm"], abs(touch["touch_command_offset_yaw_deg"])
+        details.update(centre_offset_mm=off_mm, centre_offset_deg=off_deg)
+        if np.isfinite(off_mm) and np.isfinite(off_deg):
+            cost += off_mm + off_deg  # like the truth reward: a millimetre costs as much as a degree
+        else:  # the touch check found no walls around the plate: not in the nest
+            seated = False
+            details["seated"] = 0.0
+    reward = (1.0 if seated else -1.0) - 0.95 * cost / (1.0 + cost)
+    return Outcome(float(reward), seated, details)
+
+
+def measured_centres(episodes: list[Episode]) -> dict[str, np.ndarray]:
+    """Per fixture: the median TCP pose (x, y, z, yaw; z NaN) that centred the plate, from every
+    trial whose touch check found the walls."""
+    found: dict[str, list[np.ndarray]] = {}
+    for e in episodes:
+        m = (e.info or {}).get("measurements") or {}
+        c = np.array([m.get("touch_centre_x_mm", np.nan), m.get("touch_centre_y_mm", np.nan), np.nan,
+                      m.get("touch_centre_yaw_deg", np.nan)], dtype=float)
+        if np.all(np.isfinite(c[[0, 1, 3]])):
+            found.setdefault(e.info.get("target", ""), []).append(c)
+    return {t: np.median(np.array(cs), axis=0) for t, cs in found.items()}
+
+
+def centre_labels(peer: Episode, labels: np.ndarray, centre: np.ndarray, gain: float,
+                  action_scale: np.ndarray) -> np.ndarray:
+    """``labels`` with their lateral columns replaced by steering the command toward ``centre``:
+    ``gain * (centre - command) / action_scale - base_action`` (the learner bounds them)."""
+    out = labels.copy()
+    command = peer.obs[:, POSE] + peer.obs[:, COMMAND_DELTA]
+    for d in LATERAL:
+        out[:, d] = gain * (centre[d] - command[:, d]) / action_scale[d] - peer.base[:, d]
+    return out

@@ -110,7 +110,7 @@ def collect(job: Job) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Run one world's episodes; every policy step is labelled by the expert."""
     import rmskill
     from rmskill.config import load_arm_config
-    from rmskill.evaluate import random_start
+    from rmskill.runner import episode_targets, run_episode
 
     base = load_arm_config(ARMS_DIR / f"sim-{job.model}.yaml")
     truth = dict(job.truth)
@@ -127,28 +127,26 @@ def collect(job: Job) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     observations: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     results: list[dict] = []
-    targets = sorted(config.fixtures)
+    drives = {"expert": True}
+
+    def act(obs, ctx):
+        label = expert(obs, ctx)
+        observations.append(obs.copy())
+        labels.append(label)
+        if drives["expert"]:
+            return label + rng.normal(0.0, job.expert_noise, label.shape)
+        return job.student(obs)
+
     with rmskill.connect(config) as arm:
+        targets = episode_targets(skill, config)
         for k in range(job.episodes):
-            target = targets[k % len(targets)]
-            arm.sim.reset(tcp_pose=config.fixture(target) @ random_start(rng), seed=job.seed * 1000 + k)
-            arm.recover()
-            if arm.state().gripper_width < 0.08:  # the plate slipped out at reset: not an episode
+            drives["expert"] = job.student is None or rng.random() < job.beta
+            ran = run_episode(skill, arm, k, job.seed, targets, act=act)
+            if not ran.started:  # the plate slipped out at reset: not an episode
                 results.append({"model": job.model, "dropped": True})
                 continue
-            expert_drives = job.student is None or rng.random() < job.beta
-
-            def act(obs, ctx, expert_drives=expert_drives):
-                label = expert(obs, ctx)
-                observations.append(obs.copy())
-                labels.append(label)
-                if expert_drives:
-                    return label + rng.normal(0.0, job.expert_noise, label.shape)
-                return job.student(obs)
-
-            r = skill.run(arm, target, act=act)
-            results.append({"model": job.model, "dropped": False, "expert": expert_drives,
-                            "nominal": not job.truth, **r.summary()})
+            results.append({"model": job.model, "dropped": False, "expert": drives["expert"],
+                            "nominal": not job.truth, **ran.result.summary()})
     return np.array(observations), np.array(labels), results
 
 
@@ -235,7 +233,7 @@ def train(cfg: TrainConfig, out: Path) -> MLPPolicy:
         "skill": PlatePlacement.name, "version": PlatePlacement.version, "kind": "base",
         "arm_models": list(cfg.models), "calibration_hash": "none",
         "obs_names": list(OBS_NAMES), "action_names": list(ACTION_NAMES),
-        "action_scale": list(pc.action_scale), "rate_hz": PlatePlacement.rate_hz, "activation": "tanh",
+        "action_scale": list(pc.action_scale), "rate_hz": PlatePlacement.spec.rate_hz, "activation": "tanh",
         "hidden": list(cfg.hidden),
         "training": {**{k: v for k, v in asdict(cfg).items() if k != "stats"}, "samples": samples,
                      "rounds": rounds, "final_loss": cfg.stats.get("final_loss"),
