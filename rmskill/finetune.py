@@ -30,7 +30,7 @@ from rmskill import settings as settings_lib
 from rmskill.calibration_store import CalibrationStore
 from rmskill.config import load_arm_config
 from rmskill.errors import ConfigError, SkillError
-from rmskill.learning.corrector import RESIDUAL_FILE, Corrector, load_corrector, net_from_corrector
+from rmskill.learning.corrector import RESIDUAL_FILE, Corrector
 from rmskill.learning.episodes import Episode, EpisodeStore
 from rmskill.learning.outcome import SOURCES
 from rmskill.runner import episode_targets, run_episode
@@ -168,21 +168,12 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
     atomic_write_text(out / RUN_FILE, json.dumps({**run, "seed": seed}, indent=2))
 
     base_dir = Path(skill.weights_dir)
-    spec = skill.spec
     learner = make_learner(method, skill, seed, learner_config)
     store = EpisodeStore(out)
     done = store.records()
-    if done:  # resume: feed the learner every finished episode, then the last checkpoint's weights
+    if done:  # resume: replaying every finished episode rebuilds the learner exactly as it was
         for ep in store.episodes():
             learner.end_episode(ep)
-        saved = load_corrector(out)
-        if saved is not None:  # the corrector as checkpointed, into whichever network the learner trains
-            weights = net_from_corrector(saved, len(spec.observation), len(spec.action),
-                                         learner.cfg.hidden).state_dict()
-            for name in ("net", "actor", "actor_target"):
-                if hasattr(learner, name):
-                    getattr(learner, name).load_state_dict(weights)
-            learner.corrector = saved
         log.info("resuming %s at episode %d", out, len(done) + 1)
     outcome = SOURCES[reward]()
     recorder = _Recorder(learner)
@@ -196,7 +187,7 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
             log.warning("fine-tuning on a real arm: between episodes, %s", skill.operator_prompt("<target>"))
         i = len(done)
         while i < episodes:
-            noise = learner.begin_episode()
+            noise = learner.begin_episode(i)
             recorder.rows.clear()
             wall = time.perf_counter()
             ran = run_episode(skill, arm, i, seed, targets, prompt=prompt)

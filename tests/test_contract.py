@@ -138,7 +138,7 @@ def test_empty_gripper_is_refused_before_anything_moves(skill):
     with rmskill.connect(UR5E) as arm:
         skill.sim_start(arm, "shelf_1", np.random.default_rng(0), seed=0, ready=False)
         before = arm.state()
-        with pytest.raises(StartConditionError, match="shelf_1.*holds nothing"):
+        with pytest.raises(StartConditionError, match=r"shelf_1.*holds nothing"):
             skill.run(arm, "shelf_1")
         after = arm.state()
     assert after.time == before.time and np.array_equal(after.q, before.q)
@@ -204,7 +204,7 @@ class _MislabelledPlacement(PlatePlacement):
     """Broken on purpose: it declares a feature its weights were not trained on."""
 
     spec = dataclasses.replace(PlatePlacement.spec, observation=Features(
-        ("contact",) + PlatePlacement.spec.observation.names[1:], PlatePlacement.spec.observation.units),
+        ("contact", *PlatePlacement.spec.observation.names[1:]), PlatePlacement.spec.observation.units),
         initial_features=())
 
 

@@ -94,10 +94,3 @@ def load_corrector(folder: str | Path) -> Corrector | None:
     except (KeyError, ValueError):
         raise SkillError(f"{path} has no valid 'scale' in its metadata") from None
     return Corrector(load_file(str(path)), scale)
-
-
-def net_from_corrector(corrector: Corrector, obs_dim: int, act_dim: int, hidden: int = 64) -> CorrectorNet:
-    """A trainable ``CorrectorNet`` holding a saved corrector's weights (for resuming)."""
-    net = CorrectorNet(obs_dim, act_dim, hidden, corrector.scale)
-    net.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in corrector.t.items()})
-    return net

@@ -33,10 +33,10 @@ class HybridFineTuner(ResidualFineTuner):
         self.history: list[Episode] = []
         self.labels: tuple[torch.Tensor, ...] | None = None
 
-    def begin_episode(self) -> np.ndarray:
+    def begin_episode(self, index: int) -> np.ndarray:
         role = self.role
         std = max(role.explore_min, role.explore_std * role.explore_decay ** len(self.history))
-        self.corrector.noise = self.rng.normal(0.0, std, self.act_dim)
+        self.corrector.noise = np.random.default_rng([self.seed, index, 1]).normal(0.0, std, self.act_dim)
         return self.corrector.noise
 
     def act(self, obs: np.ndarray, base: np.ndarray) -> np.ndarray:

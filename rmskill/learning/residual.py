@@ -94,7 +94,9 @@ class ResidualFineTuner:
     def __init__(self, obs_dim: int, act_dim: int, config: ResidualConfig | None = None, seed: int = 0):
         cfg = self.cfg = config or ResidualConfig()
         torch.manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)  # the updates' draws only: replaying episodes replays them
+        self.explore_rng = np.random.default_rng([seed, 0, 1])
         self.act_dim = act_dim
         self.actor = CorrectorNet(obs_dim, act_dim, cfg.hidden, cfg.scale)
         self.actor_target = copy.deepcopy(self.actor)
@@ -109,12 +111,14 @@ class ResidualFineTuner:
         self.normalised = False
         self.last_loss = float("nan")
 
-    def begin_episode(self) -> np.ndarray:
+    def begin_episode(self, index: int) -> np.ndarray:
+        """Start episode ``index``: its exploration draws depend on the seed and the index alone."""
+        self.explore_rng = np.random.default_rng([self.seed, index, 1])
         return np.zeros(self.act_dim)
 
     def act(self, obs: np.ndarray, base: np.ndarray) -> np.ndarray:
         """The executed correction: the actor's, plus per-step Gaussian exploration."""
-        noisy = self.corrector(obs, base) + self.rng.normal(0.0, self.cfg.explore_std, self.act_dim)
+        noisy = self.corrector(obs, base) + self.explore_rng.normal(0.0, self.cfg.explore_std, self.act_dim)
         return np.clip(noisy, -self.cfg.scale, self.cfg.scale)
 
     def end_episode(self, episode: Episode) -> None:

@@ -144,7 +144,7 @@ class RoleModelFineTuner:
         self.initial_columns = np.arange(obs_dim) if initial_columns is None else np.asarray(initial_columns)
         self.refiner = refiner
         torch.manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
         self.net = CorrectorNet(obs_dim, act_dim, self.cfg.hidden, self.cfg.scale)
         self.corrector = Corrector.from_net(self.net)
         self.episodes: list[Episode] = []
@@ -156,8 +156,10 @@ class RoleModelFineTuner:
         cfg = self.cfg
         return max(cfg.explore_min, cfg.explore_std * cfg.explore_decay ** len(self.episodes))
 
-    def begin_episode(self) -> np.ndarray:
-        noise = self.rng.normal(0.0, self.explore_std, self.act_dim)
+    def begin_episode(self, index: int) -> np.ndarray:
+        """Start episode ``index``: one exploration offset, drawn from the seed and the index alone (a
+        resumed run explores as the interrupted one would have)."""
+        noise = np.random.default_rng([self.seed, index, 1]).normal(0.0, self.explore_std, self.act_dim)
         self.corrector.noise = noise
         return noise
 
