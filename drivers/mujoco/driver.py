@@ -111,6 +111,10 @@ class MujocoArm(Arm):
         if not math.isfinite(self._qpos0[0]):
             raise DriverError("the simulation diverged (non-finite state); reconnect the arm")
 
+    def restart_clock(self) -> None:
+        """Real time goes on from the simulated time now (after a reset turned the clock back)."""
+        self._wall_start = time.monotonic() - float(self.data.time)
+
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of simulated time pass holding the current targets."""
         self._step(max(1, round(seconds / self.model.opt.timestep)))
