@@ -123,7 +123,8 @@ class ToolIOTool:
 
     def step(self) -> None:
         goal = self.goal(self.c.tool_outputs)
-        self._goal = self._goal if goal is None else goal
+        if goal is not None and goal != self._goal:  # a new motion starts from where the fingers are
+            self._goal, self.width = goal, self.fingers.width(self.width)
         step = TOOL_IO_SPEED * self.c.period
         self.width += max(-step, min(step, self._goal - self.width))
         held = self.fingers.follow(self.width)
