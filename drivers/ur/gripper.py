@@ -138,4 +138,5 @@ class URToolIOGripper(Gripper):
         return self.state()
 
     def __repr__(self) -> str:
-        return f"URToolIOGripper(host={self.host!r}, open_pin={self.config.open_pin}, close_pin={self.config.close_pin})"
+        pins = f"open_pin={self.config.open_pin}, close_pin={self.config.close_pin}"
+        return f"URToolIOGripper(host={self.host!r}, {pins})"

@@ -44,7 +44,7 @@ class _Fingers:
 
     def __init__(self, controller: Any):
         arm = controller.arm
-        gripper = getattr(arm, "gripper", None)
+        gripper = getattr(arm, "fingers", None)
         self.gripper = gripper if hasattr(gripper, "follow") else None
         self.holding = self.gripper is not None and getattr(arm.sim, "grasp", None) is not None
         self._ticks = 0
