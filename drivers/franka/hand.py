@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 GRIPPER_PORT = 1338  # the Franka Hand's command port on the robot
 DEFAULT_SPEED = 0.05  # [m/s]
 PROBE_TIMEOUT = 1.0  # [s]
-REPLY_TIMEOUT = 30.0  # [s] a homing takes a few seconds
+OBJECT_MARGIN = 0.002  # [m] fingers stopped this far short of a grasp's width are on an object
 
 
 class FrankaHand(Gripper):
@@ -37,6 +37,7 @@ class FrankaHand(Gripper):
         self.max_width = config.max_width or 0.08
         self.default_force = config.force
         self._proc: subprocess.Popen[str] | None = None
+        self._grasp_width: float | None = None  # width of the last grasp [m]; None after a move
 
     # --- lifecycle ----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -84,8 +85,11 @@ class FrankaHand(Gripper):
 
     # --- Gripper interface --------------------------------------------------------------------
     def state(self) -> GripperState:
+        """Opening [m]; an object is detected when a grasp holds and stopped the fingers short of its width."""
         reply = self._request("read")
-        return GripperState(width=float(reply["width"]), moving=False, object_detected=bool(reply["is_grasped"]))
+        width = float(reply["width"])
+        stopped_short = self._grasp_width is not None and width > self._grasp_width + OBJECT_MARGIN
+        return GripperState(width=width, moving=False, object_detected=bool(reply["is_grasped"]) and stopped_short)
 
     def move(self, width: float, speed: float | None = None, force: float | None = None) -> GripperState:
         """Open to ``width`` (a position move), or close to it with ``force`` [N] (a grasp that holds
@@ -93,8 +97,10 @@ class FrankaHand(Gripper):
         speed = DEFAULT_SPEED if speed is None else speed
         current = self.state().width
         if force is None and width >= current:
+            self._grasp_width = None
             self._request("move", width=width, speed=speed)
         else:
+            self._grasp_width = width
             self._request("grasp", width=width, speed=speed, force=force or self.default_force,
                           epsilon_inner=width, epsilon_outer=self.max_width)
         return self.state()

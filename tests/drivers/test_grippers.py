@@ -89,6 +89,26 @@ def test_franka_hand_without_a_gripper_server_says_so_in_one_line():
     assert "Franka Hand is not available at 127.0.0.83" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_franka_hand_through_pylibfranka_on_franky_sim():
+    pytest.importorskip("franky_sim")
+    pytest.importorskip("pylibfranka")
+    from rmskill.drivers.franka import FrankaArm
+    from rmskill.drivers.franka.hand import FrankaHand
+    from rmskill.drivers.franka.simulator import FrankySim
+
+    config = load_arm_config(ARMS / "franky-sim-fr3.yaml").with_changes(
+        host="127.0.0.84", gripper={"driver": "franka_hand"})
+    with FrankySim(config.host):
+        hand = connect_gripper(config, FrankaArm(config))
+        try:
+            assert isinstance(hand, FrankaHand) and hand.max_width == pytest.approx(0.08)
+            closed = hand.close(force=20.0)
+            assert closed.width < 0.005 and not closed.object_detected  # nothing between the fingers
+            assert hand.open().width > 0.075
+        finally:
+            hand.disconnect()
+
+
 # --- a real-time arm: gripper calls never starve the watchdog --------------------------------
 def test_realtime_placements_release_without_a_watchdog_trip():
     config = load_arm_config(ARMS / "sim-ur5e.yaml").with_changes(sim={"realtime": True})
