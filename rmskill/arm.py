@@ -94,6 +94,14 @@ class Gripper(ABC):
     #: Full opening in [m].
     max_width: float = 0.0
 
+    def connect(self) -> None:
+        """Open the link (serial port, socket) and make the gripper ready; ``DriverError`` if unreachable."""
+        return None
+
+    def disconnect(self) -> None:
+        """Close the link; the fingers keep their last command."""
+        return None
+
     @abstractmethod
     def state(self) -> GripperState: ...
 

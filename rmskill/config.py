@@ -48,16 +48,27 @@ class Limits(_Strict):
 
 
 class GripperConfig(_Strict):
-    """The gripper: ``sim`` (the simulator's own gripper), ``none``, or a gripper plugin (e.g. ``robotiq``)."""
+    """The gripper ``rmskill.connect()`` builds as ``arm.gripper``.
+
+    ``driver``: ``sim`` (the simulator's own gripper), ``none`` (no gripper), or a plugin of the
+    ``rmskill.grippers`` group: ``robotiq`` (serial, ``port``), ``ur_tool_io`` (UR tool digital I/O:
+    ``open_pin``/``close_pin``/``object_pin``/``settle_time``), ``franka_hand`` (through pylibfranka).
+    """
 
     driver: str = "sim"
-    port: str | None = None
-    model: str | None = None
+    port: str | None = Field(None, description="serial device of a serial gripper, e.g. /dev/ttyUSB0 or /tmp/ttyUR")
+    model: str | None = Field(None, description="gripper model, e.g. 2f-85 or 2f-140 for robotiq")
     mass: float = Field(0.9, ge=0, description="gripper mass [kg], part of the payload")
     center_of_mass: Vec3 = [0.0, 0.0, 0.06]
-    max_width: float | None = Field(None, gt=0)
+    max_width: float | None = Field(None, gt=0, description="opening used by open() [m]; the model's stroke by default")
     timeout: float = Field(1.0, gt=0, description="reply timeout [s]")
     force: float = Field(40.0, gt=0, description="default grip force [N]")
+    open_pin: int | None = Field(0, ge=0, le=1, description="ur_tool_io: tool digital output that opens (None: unused)")
+    close_pin: int | None = Field(1, ge=0, le=1, description="ur_tool_io: tool digital output that closes "
+                                  "(None: unused)")
+    object_pin: int | None = Field(None, ge=0, le=1, description="ur_tool_io: tool digital input that is high while "
+                                   "the fingers hold an object (None: not wired)")
+    settle_time: float = Field(0.5, ge=0, description="ur_tool_io: time the fingers take to open or close [s]")
 
 
 class Truth(_Strict):

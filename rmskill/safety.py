@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rmskill.arm import Arm, ArmState
+from rmskill.arm import Arm, ArmState, Gripper, GripperState
 from rmskill.config import ArmConfig, Limits
 from rmskill.errors import SafetyViolation
 from rmskill.geometry import Pose
@@ -34,7 +34,7 @@ class SafeArm(Arm):
         self.config = config
         self.limits: Limits = config.limits
         self.capabilities = arm.capabilities
-        self.gripper = arm.gripper
+        self.gripper = GuardedGripper.around(self, arm.gripper)
         box = self.limits.workspace
         self._lo, self._hi = tuple(box.min), tuple(box.max)
         self._lock = threading.RLock()
@@ -61,6 +61,7 @@ class SafeArm(Arm):
                     self.unwrapped.stop()
                 finally:
                     self.unwrapped.close()
+                    GuardedGripper.release(self.gripper)
 
     @property
     def connected(self) -> bool:
@@ -237,3 +238,61 @@ class SafeArm(Arm):
                         self.unwrapped.stop()
                 finally:
                     self._lock.release()
+
+
+class GuardedGripper(Gripper):
+    """``arm.gripper`` on a ``SafeArm``: a blocking finger motion never starves the servo watchdog.
+
+    Before each blocking call (``move``, ``open``, ``close``) it ends a running servo stream cleanly
+    (``SafeArm.stop()``: the arm holds where it is and the watchdog goes idle) and keeps the envelope's
+    lock, so no arm command interleaves; the next ``servo`` starts a new stream from where the arm is.
+    Anything else (``state``, driver extras such as ``activate``) goes straight to the gripper.
+    """
+
+    def __init__(self, arm: SafeArm, gripper: Gripper):
+        self._arm, self.wrapped = arm, gripper
+        self.max_width = gripper.max_width
+
+    @classmethod
+    def around(cls, arm: SafeArm, gripper: Gripper | None) -> GuardedGripper | None:
+        return None if gripper is None else cls(arm, gripper)
+
+    @staticmethod
+    def release(gripper: Gripper | None) -> None:
+        """Close the gripper's link (best effort: the arm is closing anyway)."""
+        if gripper is not None:
+            try:
+                gripper.disconnect()
+            except Exception as err:
+                log.warning("closing the gripper failed: %s", err)
+
+    def _blocking(self, call, *args):
+        arm = self._arm
+        with arm._lock:
+            if arm._last_target is not None:
+                arm.stop()
+            return call(*args)
+
+    def state(self) -> GripperState:
+        return self.wrapped.state()
+
+    def move(self, width: float, speed: float | None = None, force: float | None = None) -> GripperState:
+        return self._blocking(self.wrapped.move, width, speed, force)
+
+    def open(self) -> GripperState:
+        return self._blocking(self.wrapped.open)
+
+    def close(self, force: float | None = None) -> GripperState:
+        return self._blocking(self.wrapped.close, force)
+
+    def connect(self) -> None:
+        self.wrapped.connect()
+
+    def disconnect(self) -> None:
+        self.wrapped.disconnect()
+
+    def __getattr__(self, name: str):
+        return getattr(self.wrapped, name)
+
+    def __repr__(self) -> str:
+        return f"GuardedGripper({self.wrapped!r})"

@@ -39,7 +39,8 @@ class MujocoArm(Arm):
         )
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
-        self.gripper = SimGripper(self)
+        self.fingers = SimGripper(self)  # the simulated plate gripper; ``gripper`` unless the arm file names another
+        self.gripper = self.fingers
         self._connected = False
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -111,6 +112,10 @@ class MujocoArm(Arm):
         if not math.isfinite(self._qpos0[0]):
             raise DriverError("the simulation diverged (non-finite state); reconnect the arm")
 
+    def restart_clock(self) -> None:
+        """Real time goes on from the simulated time now (after a reset turned the clock back)."""
+        self._wall_start = time.monotonic() - float(self.data.time)
+
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of simulated time pass holding the current targets."""
         self._step(max(1, round(seconds / self.model.opt.timestep)))
@@ -121,9 +126,10 @@ class MujocoArm(Arm):
         d, n = self.data, self.arm_model.dof
         pos, quat = self.ctrl.tcp_pose(d)
         vel = self.ctrl.jacobian(d, pos) @ d.qvel[:n]
+        width = self.fingers.width() if self.gripper is self.fingers else None  # another gripper reports its own
         return ArmState(
             time=float(d.time), q=d.qpos[:n].copy(), dq=d.qvel[:n].copy(), base_T_tcp=Pose(pos, quat),
-            tcp_velocity=vel, wrench=self._wrench(pos), gripper_width=self.gripper.width(),
+            tcp_velocity=vel, wrench=self._wrench(pos), gripper_width=width,
         )
 
     def force_norm(self) -> float:

@@ -63,6 +63,18 @@ class SimGripper(Gripper):
         arm.sim.holding(self._plate_between_pads())
         return state
 
+    def follow(self, width: float) -> None:
+        """Set the fingers' target opening [m] without stepping the simulation, for a controller that
+        steps the arm itself (the UR emulator's tool follows its gripper's finger position this way)."""
+        self._arm.data.ctrl[self._arm._fingers] = float(np.clip(FINGER_OPEN - width / 2.0, 0.0, FINGER_STROKE))
+
+    def update_holding(self) -> bool:
+        """Tell the world whether the plate is held (both pads touch it); returns that."""
+        held = self._plate_between_pads()
+        if held != (self._arm.sim.grasp is not None):
+            self._arm.sim.holding(held)
+        return held
+
     def _plate_between_pads(self) -> bool:
         """True when both finger pads touch the plate (contact, not a guess from the width)."""
         m, d = self._arm.model, self._arm.data

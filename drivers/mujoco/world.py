@@ -91,6 +91,7 @@ class SimWorld:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
         mujoco.mj_resetData(m, d)
+        arm.restart_clock()
         arm._pending.clear()
         n = arm.arm_model.dof
         d.qpos[:n] = arm.ctrl.home if q is None else q

@@ -21,6 +21,7 @@ from rmskill.drivers.robotiq.registers import (
     Status,
     from_byte,
     model_spec,
+    position_to_width,
     width_to_position,
 )
 
@@ -60,6 +61,30 @@ class SimulatedDevice:
         if self.object_width is None:
             return None
         return float(width_to_position(self.object_width, self.spec.stroke))
+
+    def hold(self, width: float) -> None:
+        """Start activated and closed on an object ``width`` [m] wide (a cell that starts with a part held)."""
+        with self._lock:
+            self.object_width = width
+            self.command = Command(act=True, gto=True, position=255, speed=255, force=128)
+            self.sta, self.obj, self.fault = STA_ACTIVATED, OBJ_CONTACT_CLOSING, 0
+            self.position = float(width_to_position(width, self.spec.stroke))
+            self._last = time.monotonic()
+
+    def width(self) -> float:
+        """The fingers' opening now [m]."""
+        with self._lock:
+            self._advance(time.monotonic())
+            return position_to_width(self.position, self.spec.stroke)
+
+    def drive_width(self) -> float:
+        """The opening [m] the finger drive pushes toward now: where the fingers are while they move, the
+        requested opening once they have stopped on an object (the grip force squeezes it)."""
+        with self._lock:
+            self._advance(time.monotonic())
+            gripping = self.sta == STA_ACTIVATED and self.command.gto and self.obj == OBJ_CONTACT_CLOSING
+            position = self.command.position if gripping else self.position
+            return position_to_width(position, self.spec.stroke)
 
     # --- registers ----------------------------------------------------------------------------
     def request_registers(self) -> list[int]:

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 
-from rmskill.arm import Gripper, GripperState
+from rmskill.arm import Arm, Gripper, GripperState
 from rmskill.config import GripperConfig
 from rmskill.drivers.robotiq import modbus
 from rmskill.drivers.robotiq.client import ModbusRtuClient
@@ -50,9 +50,10 @@ class RobotiqGripper(Gripper):
         config: ``port`` (serial device path), ``model`` (``"2f-85"`` default, or ``"2f-140"``),
             ``timeout`` (reply timeout in [s]), ``force`` (default grip force in [N]) and
             ``max_width`` (opening used by ``open()`` in [m]; the model's stroke by default).
+        arm: The arm it is mounted on (unused: the serial link is the gripper's own).
     """
 
-    def __init__(self, config: GripperConfig) -> None:
+    def __init__(self, config: GripperConfig, arm: Arm | None = None) -> None:
         if not config.port:
             raise ConfigError("gripper.port is required for the robotiq gripper (e.g. /dev/ttyUSB0)")
         self.config = config

@@ -78,6 +78,9 @@ class Controller:
         self._settling = 0.0
         self.overruns = 0
         self.subscribers: list[Callable[[int, dict[str, Any]], None]] = []
+        self.tool: Any = None  # the emulated gripper (``tool.make_tool``), stepped with the arm
+        self.tool_outputs = 0  # tool digital outputs, bit i = output i
+        self.tool_inputs = 0  # tool digital inputs, bit i = input i
         self.state = arm.state()
         self._hold = Setpoint(pose=self.state.base_T_tcp)
 
@@ -100,6 +103,8 @@ class Controller:
         with self.lock:
             if self.program is not None:
                 self.program.step()
+            if self.tool is not None:
+                self.tool.step()
             self._step_arm()
             snapshot = self.snapshot()
             self.tick_count += 1
@@ -159,6 +164,13 @@ class Controller:
     def set_payload(self, mass: float, cog: list[float]) -> None:
         self.payload = (float(mass), [float(c) for c in cog])
         self.arm.set_payload(mass, cog)
+
+    def write_outputs(self, values: dict[str, Any]) -> None:
+        """Apply the digital outputs an RTDE input package sets (each masked: only the mask's bits change)."""
+        mask = int(values.get("tool_digital_output_mask", 0))
+        if mask:
+            value = int(values.get("tool_digital_output", 0))
+            self.tool_outputs = (self.tool_outputs & ~mask) | (value & mask)
 
     def set_freedrive(self, on: bool) -> None:
         self.freedrive = on
@@ -232,6 +244,8 @@ class Controller:
             "speed_scaling": 1.0, "target_speed_fraction": 1.0,
             "actual_main_voltage": 48.0, "actual_robot_voltage": 48.0, "joint_temperatures": [30.0] * 6,
             "payload": self.payload[0], "payload_cog": self.payload[1],
+            # tool I/O are bits 16 and 17 of the digital bit fields, as on a real controller
+            "actual_digital_output_bits": self.tool_outputs << 16, "actual_digital_input_bits": self.tool_inputs << 16,
             "tcp_offset": self.kin.flange_T_tcp.to_ur(), "actual_execution_time": 0.1,
         }
         for direction, bank in (("input", regs.input), ("output", regs.output)):

@@ -6,7 +6,12 @@ the MuJoCo arm when ``rmskill.drivers.mujoco`` is available, else a kinematic st
     python -m rmskill.drivers.ur.emulator examples/arms/emulated-ur5e.yaml
 
 ur_rtde always connects to the standard ports, so use those with it; other ports are for
-clients of your own. Binds 127.0.0.1 unless told otherwise.
+clients of your own. Binds 127.0.0.1 unless told otherwise; any loopback address (127.0.0.x) works,
+and ur_rtde connects to whichever host it is given, so several emulators can run side by side.
+
+The arm file's gripper is emulated too (``tool.py``): with ``gripper: {driver: robotiq, port: PATH}``
+a simulated Robotiq is served on a pseudo-terminal linked at PATH, and the simulated plate gripper
+follows it; with ``driver: ur_tool_io`` the fingers follow the tool digital outputs.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from .controller import Controller
 from .kinematic_arm import KinematicArm
 from .listener import Listener
 from .rtde_server import RTDEConnection
+from .tool import make_tool
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +109,12 @@ class Emulator:
                 listener.stop()
             raise
         self.ports = {name: listener.port for name, listener in zip(DEFAULT_PORTS, self._listeners, strict=True)}
+        try:
+            self.controller.tool = make_tool(self.controller, self.config.gripper)
+        except BaseException:
+            for listener in started:
+                listener.stop()
+            raise
         self._loop = threading.Thread(target=self.controller.run, args=(self._stop,), name="ur-control-loop",
                                       daemon=True)
         self._loop.start()
@@ -115,6 +127,8 @@ class Emulator:
             listener.stop()
         if self._loop is not None:
             self._loop.join(timeout=1.0)
+        if self.controller.tool is not None:
+            self.controller.tool.stop()
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -132,6 +146,9 @@ def serve(config: ArmConfig | str | Path, host: str = "127.0.0.1", stop_event: t
     stop_event = stop_event or threading.Event()
     with Emulator(load_arm_config(config), host=host, ports=ports, backend=backend) as emulator:
         log.info("UR emulator for '%s' on %s (ports %s)", emulator.config.name, host, emulator.ports)
+        tool = emulator.controller.tool
+        if tool is not None and getattr(tool, "link", None):
+            log.info("simulated %s gripper at %s", emulator.config.gripper.driver, tool.link)
         if announce:
             sys.stdout.buffer.write(READY + b"\n")
             sys.stdout.flush()

@@ -113,6 +113,7 @@ class RTDEConnection:
                     regs.input[reg[1]][reg[2]] = value
                 else:
                     regs.other_inputs[name] = value
+            self.c.write_outputs(values)
 
     # --- writing -----------------------------------------------------------------------------
     def publish(self, tick: int, values: dict[str, Any]) -> None:

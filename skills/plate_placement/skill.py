@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rmskill.arm import Wrench
 from rmskill.evaluate import random_start
 from rmskill.geometry import Pose
 from rmskill.learning.episodes import Episode
@@ -184,15 +185,15 @@ class PlatePlacement(Skill):
         seated_rel, message = self._insert(ctx, act, observer, command)
         if seated_rel is not None and cfg.touch_check:
             ctx.measurements.update(self.touch_check_plate(ctx, observer))
+        released = None
         if seated_rel is not None:
-            if arm.gripper is not None:
-                arm.gripper.open()
-                arm.set_payload(gripper_mass, gripper_com)
-            else:  # e.g. a tool-flange gripper driven by the integrator's own I/O
-                log.warning("arm '%s' has no gripper configured: the plate was seated but not released",
-                            arm.config.name)
-        arm.move_to(nest_offset(ctx.base_T_target, np.array([0.0, 0.0, -cfg.retreat_mm, 0.0])), speed=0.05)
-        self._track_force(ctx, arm.state())
+            message = self._release(ctx, gripper_mass, gripper_com)
+            released = not message
+        if released is not False:  # a plate the gripper did not let go of stays seated: never drag it out
+            arm.move_to(nest_offset(ctx.base_T_target, np.array([0.0, 0.0, -cfg.retreat_mm, 0.0])), speed=0.05)
+            self._track_force(ctx, arm.state())
+        if released:
+            message = self._left_behind(ctx)
         return self._result(ctx, seated_rel, message)
 
     def _approach(self, ctx: Context, goal: Pose) -> None:
@@ -409,6 +410,34 @@ class PlatePlacement(Skill):
                 break
         self._glide(ctx, command, home, dt)
         return found
+
+    def _release(self, ctx: Context, gripper_mass: float, gripper_com: np.ndarray) -> str:
+        """Open the gripper on the seated plate. Returns why the plate may still be held ("" when the
+        gripper reports it let go: its width went to open and it detects no object)."""
+        arm = ctx.arm
+        if arm.gripper is None:
+            return "no gripper configured: the plate was seated but not released"
+        opened = arm.gripper.open()
+        arm.set_payload(gripper_mass, gripper_com)
+        ctx.measurements["release_width_mm"] = opened.width * 1000.0
+        if opened.object_detected or opened.width < 0.9 * arm.gripper.max_width:
+            return (f"the gripper did not let go of the plate: width {opened.width * 1000:.1f} mm of "
+                    f"{arm.gripper.max_width * 1000:.1f} mm, object detected: {opened.object_detected}")
+        return ""
+
+    def _left_behind(self, ctx: Context, samples: int = 10) -> str:
+        """After the retreat, the wrist (where sensed) must not feel the plate's weight: "" when it does not."""
+        arm = ctx.arm
+        if not arm.capabilities.senses_wrench:
+            return ""
+        fz = float(np.mean([(arm.state().wrench or Wrench.zero()).force[2] for _ in range(samples)]))
+        carried = -fz  # the payload is the empty gripper now: a plate still held pulls down (-z in the base)
+        ctx.measurements["retreat_weight_n"] = carried
+        weight = self.config.plate_mass * 9.81
+        if carried > 0.5 * weight:
+            return (f"the plate came up with the gripper: the wrist feels {carried:.2f} N after the retreat "
+                    f"(the plate weighs {weight:.2f} N)")
+        return ""
 
     @staticmethod
     def _track_force(ctx: Context, state) -> float:

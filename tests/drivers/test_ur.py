@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from rmskill.config import load_arm_config
 from rmskill.drivers.ur import rtde_protocol as rp
@@ -31,9 +32,18 @@ HOST = "127.0.0.1"
 BACKEND = os.environ.get("RMSKILL_UR_EMULATOR_BACKEND", "kinematic")
 
 
+def cell_file(tmp_path: Path) -> Path:
+    """emulated-ur5e.yaml with its simulated Robotiq's pty linked under ``tmp_path`` (not /tmp/ttyUR)."""
+    data = yaml.safe_load(ARM_FILE.read_text())
+    data["gripper"]["port"] = str(tmp_path / "ttyUR")
+    path = tmp_path / "emulated-ur5e.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 @pytest.fixture
-def emulator():
-    proc = EmulatorProcess(ARM_FILE, host=HOST, backend=BACKEND).start()
+def emulator(tmp_path):
+    proc = EmulatorProcess(cell_file(tmp_path), host=HOST, backend=BACKEND).start()
     yield proc
     proc.stop()
 
@@ -164,26 +174,28 @@ def test_plain_ur_rtde_script_on_the_mujoco_arm():
         moves_5cm_and_back(tolerance_mm=0.5)
 
 
-def test_check_driver_passes_through_ur_rtde_on_the_mujoco_arm():
-    """`rmskill check-driver examples/arms/emulated-ur5e.yaml` against `rmskill sim-serve ur`."""
+def test_check_driver_passes_through_ur_rtde_on_the_mujoco_arm(tmp_path):
+    """`rmskill check-driver examples/arms/emulated-ur5e.yaml` against `rmskill sim-serve ur` (gripper included)."""
     pytest.importorskip("rtde_control")
     from rmskill.check import check_driver
 
-    with EmulatorProcess(ARM_FILE.parent / "sim-ur5e.yaml", host=HOST, backend="mujoco"):
-        results = check_driver(ARM_FILE)
+    cell = cell_file(tmp_path)
+    with EmulatorProcess(cell, host=HOST, backend="mujoco"):
+        results = check_driver(cell)
     failed = [(r.name, r.detail) for r in results if not r.ok]
     assert not failed
     assert [r.name for r in results][-1] == "close"
 
 
-def test_plate_placement_runs_through_ur_rtde_on_the_mujoco_arm():
-    """The skill, unchanged, through URArm -> ur_rtde -> the emulator -> the simulated UR5e."""
+def test_plate_placement_runs_through_ur_rtde_on_the_mujoco_arm(tmp_path):
+    """The skill, unchanged, through URArm -> ur_rtde -> the emulator -> the simulated UR5e, releasing
+    the plate with the emulated Robotiq."""
     pytest.importorskip("rtde_control")
     import rmskill
 
     skill = rmskill.load_skill("plate_placement")
-    with EmulatorProcess(ARM_FILE.parent / "sim-ur5e.yaml", host=HOST, backend="mujoco"), \
-            rmskill.connect(ARM_FILE) as arm:
+    cell = cell_file(tmp_path)
+    with EmulatorProcess(cell, host=HOST, backend="mujoco"), rmskill.connect(cell) as arm:
         result = skill.run(arm, target="shelf_2")
     assert result.success, result.message
     assert result.measured_by == "arm measurement"  # no simulator truth through a real driver
