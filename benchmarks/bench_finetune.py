@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench_finetune"))
-    parser.add_argument("--plot", type=Path, default=Path("runs/bench_finetune/learning_curve.png"))
+    parser.add_argument("--plot", type=Path, default=None, help="learning-curve PNG (default: OUT/learning_curve.png)")
     parser.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out again, no retraining")
     parser.add_argument("--report", nargs="*", type=Path, default=None,
                         help="only tabulate and plot the rows saved in these run directories")
@@ -132,6 +132,8 @@ def main() -> None:
             for r in rows[-1 - args.touch_centre:]:
                 print(f"# {arm} {r['method']}: success {r['success_rate']:.0%}, "
                       f"error {r['translation_error_mm']['mean']:.3f} mm", flush=True)
+    args.plot = args.plot or args.out / "learning_curve.png"
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
     plot(rows, args.plot)
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k not in ("curve", "train_success")} for r in rows],

@@ -42,3 +42,11 @@ class SkillError(RmskillError):
 
 class StartConditionError(SkillError):
     """A skill's start condition is unmet (e.g. placing with an empty gripper); nothing moved."""
+
+
+class RunDamaged(ConfigError):
+    """A fine-tuning run directory is damaged (a bad line, a missing file); the message names it."""
+
+
+class Interrupted(RmskillError):
+    """The operator stopped a long run (Ctrl-C); the message says what was saved and how to go on."""

@@ -17,6 +17,7 @@ source judged it), ``outcome`` (its figures), ``truth`` (simulator ground truth,
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from rmskill.errors import RunDamaged
 from rmskill.storage import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,29 +49,73 @@ class Episode:
         return self.obs[0, columns] if len(self.obs) else np.full(len(columns), np.nan)
 
 
+def _record(line: bytes, number: int) -> dict[str, Any] | None:
+    """Line ``line`` as episode ``number``'s record, or ``None`` when it is not one."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and record.get("episode") == number else None
+
+
 class EpisodeStore:
-    """Append-only episode log of one fine-tuning run."""
+    """Append-only episode log of one fine-tuning run.
+
+    Damage is never silent: a torn last line (a kill mid-write) is cut off, with a warning, when the
+    log is opened for appending; a bad line anywhere else, a record out of sequence or a missing
+    episode file is a ``RunDamaged`` error naming the line or the file. Episode numbers come from
+    the records on disk, never from how many lines happened to parse.
+    """
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.index = self.root / "episodes.jsonl"
         (self.root / "episodes").mkdir(parents=True, exist_ok=True)
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every finished episode; a torn last line (a kill mid-write) is ignored."""
+    def _read(self) -> tuple[list[dict[str, Any]], int | None]:
+        """The records, and the byte offset where an unterminated last line starts (``None``: none)."""
         if not self.index.is_file():
-            return []
-        out = []
-        for line in self.index.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-        return out
+            return [], None
+        lines = self.index.read_bytes().split(b"\n")
+        tail = lines.pop()  # after the last newline: b"" unless the last write was cut short
+        out: list[dict[str, Any]] = []
+        for k, line in enumerate(lines, start=1):
+            record = _record(line, len(out) + 1)
+            if record is None:
+                raise RunDamaged(f"{self.index}: line {k} is not episode {len(out) + 1}'s record; the run "
+                                 "directory is damaged: restore it or start a new --out")
+            out.append(record)
+        if not tail:
+            return out, None
+        return out, len(b"\n".join(lines)) + (1 if lines else 0)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every finished episode (a torn last line is left out)."""
+        return self._read()[0]
+
+    def repair(self) -> list[dict[str, Any]]:
+        """Cut a torn last line off the log (reported), check every episode file, return the records."""
+        records, torn = self._read()
+        if torn is not None:
+            size = self.index.stat().st_size
+            with open(self.index, "r+b") as f:
+                f.truncate(torn)
+                os.fsync(f.fileno())
+            log.warning("%s: dropped a torn last line (%d bytes, an episode interrupted while it was written)",
+                        self.index, size - torn)
+        for r in records:
+            if not (self.root / r["file"]).is_file():
+                raise RunDamaged(f"{self.root / r['file']} (episode {r['episode']}) is missing; the run directory "
+                                 "is damaged: restore it or start a new --out")
+        return records
 
     def append(self, episode: Episode, record: dict[str, Any]) -> dict[str, Any]:
-        number = len(self.records()) + 1
+        records, torn = self._read()
+        if torn is not None:
+            raise RunDamaged(f"{self.index} ends in a torn line: repair() it before appending")
+        number = records[-1]["episode"] + 1 if records else 1
         name = f"episodes/{number:06d}.npz"
+
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a bare path
                 np.savez(f, obs=episode.obs, base=episode.base, correction=episode.correction)
@@ -81,8 +129,13 @@ class EpisodeStore:
         return record
 
     def load(self, record: dict[str, Any]) -> Episode:
-        with np.load(self.root / record["file"]) as data:
-            return Episode(data["obs"], data["base"], data["correction"], float(record["reward"]), record)
+        path = self.root / record["file"]
+        try:
+            with np.load(path) as data:
+                return Episode(data["obs"], data["base"], data["correction"], float(record["reward"]), record)
+        except (OSError, ValueError, KeyError) as err:
+            raise RunDamaged(f"{path} (episode {record['episode']}) cannot be read ({err}); the run directory is "
+                             "damaged") from None
 
     def episodes(self) -> list[Episode]:
         return [self.load(r) for r in self.records()]

@@ -14,7 +14,9 @@ Files in a weights folder:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,33 @@ from rmskill.storage import atomic_write, atomic_write_text
 
 WEIGHTS_FILE = "base.safetensors"
 MANIFEST_FILE = "manifest.json"
+
+log = logging.getLogger(__name__)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_weights(folder: Path, manifest: dict[str, Any], source: str) -> None:
+    """Every file the manifest's ``sha256`` map names must be there with that digest (a one-line
+    ``SkillError`` otherwise); a manifest without the map is used with a warning."""
+    digests = manifest.get("sha256")
+    if not isinstance(digests, dict):
+        log.warning("%s: the manifest lists no sha256 digests; its weights cannot be checked", source)
+        return
+    for name, want in digests.items():
+        path = folder / name
+        if not path.is_file():
+            raise SkillError(f"weights not found: {path} does not exist (named by {source})")
+        got = file_sha256(path)
+        if got != want:
+            raise SkillError(f"{path} is damaged: its sha256 {got[:12]}... is not the manifest's {str(want)[:12]}...")
 
 
 class MLPPolicy:
@@ -95,6 +124,12 @@ def load_policy(path: str | Path) -> tuple[MLPPolicy, dict[str, Any]]:
             raise SkillError(f"weights not found: {p} does not exist")
     try:
         manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as err:
+        raise SkillError(f"cannot read {manifest_path}: {err}") from None
+    if not isinstance(manifest, dict):
+        raise SkillError(f"{manifest_path} is not a JSON object")
+    verify_weights(weights.parent, manifest, str(manifest_path))
+    try:
         tensors = load_file(str(weights))
     except (OSError, ValueError) as err:
         raise SkillError(f"cannot read the policy at {weights}: {err}") from None
@@ -124,6 +159,7 @@ def save_policy(folder: str | Path, policy: MLPPolicy, manifest: dict[str, Any])
     if policy.asinh_scale is not None:
         manifest["action_asinh_scale"] = policy.asinh_scale.tolist()
     atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(policy.tensors(), tmp))
+    manifest["sha256"] = {WEIGHTS_FILE: file_sha256(folder / WEIGHTS_FILE)}
     atomic_write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
 
 
