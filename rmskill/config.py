@@ -45,6 +45,7 @@ class Limits(_Strict):
     max_step: float = Field(0.01, gt=0, description="largest jump between two servo targets [m]")
     max_force: float = Field(60.0, gt=0, description="largest sensed contact force [N]")
     servo_timeout: float = Field(0.1, gt=0, description="servo watchdog: longest gap between commands [s]")
+    max_servo_duration: float = Field(1.0, gt=0, description="longest duration of one servo command [s]")
 
 
 class GripperConfig(_Strict):

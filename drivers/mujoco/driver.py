@@ -35,7 +35,7 @@ class MujocoArm(Arm):
         self.realtime = bool(sim and sim.realtime)
         self.capabilities = Capabilities(
             model=self.arm_model.name, dof=self.arm_model.dof, rate_hz=self.arm_model.rate_hz,
-            senses_wrench=True, freedrive=True, simulated=True, realtime=self.realtime,
+            senses_wrench=True, freedrive=True, simulated=True, realtime=self.realtime, reach=self.arm_model.span,
         )
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
@@ -49,6 +49,7 @@ class MujocoArm(Arm):
         spec = build_spec(self.config, self.arm_model)
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
+        self._fk_data = mujoco.MjData(self.model)  # scratch for forward_kinematics
         m = self.model
         self._flange = m.body("flange").id
         self._ft_site = m.site("ft").id
@@ -125,6 +126,14 @@ class MujocoArm(Arm):
             time=float(d.time), q=d.qpos[:n].copy(), dq=d.qvel[:n].copy(), base_T_tcp=Pose(pos, quat),
             tcp_velocity=vel, wrench=self._wrench(pos), gripper_width=self.gripper.width(),
         )
+
+    def forward_kinematics(self, q: Sequence[float]) -> Pose:
+        """``base_T_tcp`` at joints ``q`` [rad], through the TCP currently set (the arm does not move)."""
+        self._require()
+        d = self._fk_data
+        d.qpos[: self.arm_model.dof] = np.asarray(q, dtype=float)
+        mujoco.mj_kinematics(self.model, d)
+        return Pose(d.xpos[self._flange].copy(), d.xquat[self._flange].copy()) @ self.flange_T_tcp
 
     def force_norm(self) -> float:
         """Magnitude of the sensed contact force [N], cheaply (the safety envelope's per-step check)."""
