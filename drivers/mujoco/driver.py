@@ -21,7 +21,7 @@ from rmskill.drivers.mujoco.controller import GRAVITY, CartesianImpedance
 from rmskill.drivers.mujoco.gripper import SimGripper
 from rmskill.drivers.mujoco.robots import arm_model
 from rmskill.drivers.mujoco.workcell import build_spec
-from rmskill.errors import DriverError
+from rmskill.errors import ConfigError, DriverError
 from rmskill.geometry import Pose
 
 
@@ -31,6 +31,9 @@ class MujocoArm(Arm):
     def __init__(self, config: ArmConfig):
         self.config = config
         self.arm_model = arm_model(config.model)
+        if config.home is not None and len(config.home) != self.arm_model.dof:
+            raise ConfigError(f"arm file '{config.name}': key 'home': needs one value per joint of the "
+                              f"{config.model} ({self.arm_model.dof}), got {len(config.home)}")
         sim = config.sim
         self.realtime = bool(sim and sim.realtime)
         self.capabilities = Capabilities(
