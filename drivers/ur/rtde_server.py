@@ -10,6 +10,7 @@ from typing import Any
 
 from . import rtde_protocol as rp
 from .controller import Controller
+from .listener import ClientDropped
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,14 @@ class RTDEConnection:
                 buf += chunk
                 while len(buf) >= rp.HEADER.size:
                     size, msg_type = rp.HEADER.unpack_from(buf)
-                    if size < rp.HEADER.size or len(buf) < size:
+                    if size < rp.HEADER.size:
+                        raise ClientDropped(f"RTDE message size {size} is smaller than its header")
+                    if len(buf) < size:
                         break
-                    self.handle(msg_type, buf[rp.HEADER.size : size])
+                    try:
+                        self.handle(msg_type, buf[rp.HEADER.size : size])
+                    except (struct.error, ValueError, IndexError, KeyError) as err:
+                        raise ClientDropped(f"malformed RTDE message type {msg_type}: {err}") from None
                     buf = buf[size:]
         except OSError as err:
             log.debug("RTDE client gone: %s", err)
@@ -125,7 +131,7 @@ class RTDEConnection:
         with self._send_lock:
             if self.closed:
                 return
-            if self._pending and drop_if_busy and len(self._pending) > MAX_BACKLOG:
+            if self._pending and len(self._pending) > MAX_BACKLOG:  # replies count too, not only the stream
                 log.warning("RTDE client does not read its data; dropping it")
                 self.close()
                 return
