@@ -25,7 +25,7 @@ Pose6 = Annotated[list[Coordinate], Field(min_length=6, max_length=6)]
 Vec3 = Annotated[list[Coordinate], Field(min_length=3, max_length=3)]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 #: An arm file larger than this is refused unread [bytes].
-MAX_FILE_BYTES = 1 << 20
+MAX_FILE_BYTES = 128 * 1024
 #: Deepest nesting of mappings and lists an arm file may have.
 MAX_DEPTH = 16
 #: Longest error message (the start is kept).
@@ -114,25 +114,34 @@ class SimConfig(_Strict):
 class ArmConfig(_Strict):
     """One arm: which driver, where it is, its tool, its limits, its fixtures."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    driver: str
-    model: str
-    host: str = "127.0.0.1"
+    name: Identifier
+    driver: Identifier
+    model: Identifier
+    host: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9_.:-]{1,253}$")
     tcp: Pose6 = [0.0] * 6
-    home: list[float] | None = None
+    home: Annotated[list[Annotated[float, Field(ge=-13.0, le=13.0)]], Field(min_length=1, max_length=16)] | None = (
+        None)
     limits: Limits = Limits()
-    fixtures: dict[str, Pose6] = {}
+    fixtures: Annotated[dict[Identifier, Pose6], Field(max_length=MAX_FIXTURES)] = {}
     gripper: GripperConfig = GripperConfig()
-    options: dict[str, Any] = {}
+    options: Annotated[dict[Identifier, Any], Field(max_length=64)] = {}
     sim: SimConfig | None = None
 
-    @field_validator("fixtures")
+    @field_validator("fixtures", mode="before")
     @classmethod
-    def _fixture_names(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
-        for key in v:
-            if not key.replace("_", "").replace("-", "").isalnum():
-                raise ValueError(f"fixture name {key!r} must be letters, digits, '_' or '-'")
+    def _few_fixtures(cls, v: Any) -> Any:
+        if isinstance(v, dict) and len(v) > MAX_FIXTURES:
+            raise ValueError(f"at most {MAX_FIXTURES} fixtures, got {len(v)}")
         return v
+
+    @model_validator(mode="after")
+    def _fixtures_in_workspace(self) -> ArmConfig:
+        box = self.limits.workspace
+        for name, pose in self.fixtures.items():
+            for axis, v, lo, hi in zip("xyz", pose[:3], box.min, box.max, strict=True):
+                if not lo <= v <= hi:
+                    raise ValueError(f"fixture '{name}' {axis}={v} m is outside the workspace [{lo}, {hi}] m")
+        return self
 
     @property
     def flange_T_tcp(self) -> Pose:
