@@ -124,9 +124,9 @@ class RTDEConnection:
     def publish(self, tick: int, values: dict[str, Any]) -> None:
         """Called by the control loop every period; sends the output recipe at its frequency."""
         if self.started and self.output is not None and tick % self.every == 0:
-            self.send(self.output.pack(values), drop_if_busy=True)
+            self.send(self.output.pack(values))
 
-    def send(self, data: bytes, drop_if_busy: bool = False) -> None:
+    def send(self, data: bytes) -> None:
         """Send without ever blocking the control loop; a client that stops reading is dropped."""
         with self._send_lock:
             if self.closed:
