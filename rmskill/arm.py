@@ -67,6 +67,8 @@ class Capabilities:
         simulated: True for simulators, whose ground truth evaluation may read.
         realtime: True when time passes on its own (hardware, real-time simulation); the servo
             watchdog only runs then.
+        reach: Upper bound [m] on the distance from any joint axis to the flange (so the flange
+            moves at most ``reach`` m per rad of joint motion); the envelope's joint-path check.
     """
 
     model: str
@@ -76,6 +78,7 @@ class Capabilities:
     freedrive: bool = False
     simulated: bool = False
     realtime: bool = True
+    reach: float = 2.0
     extras: dict = field(default_factory=dict)
 
 
@@ -154,11 +157,26 @@ class Arm(ABC):
     # --- motion -------------------------------------------------------------------------
     @abstractmethod
     def move_to(self, pose: Pose, speed: float = 0.1) -> None:
-        """Move the TCP to ``pose`` in a straight line at ``speed`` [m/s]; blocks until there."""
+        """Move the TCP to ``pose`` in a straight line at ``speed`` [m/s]; blocks until there.
+
+        A turn counts as the travel of a point 0.1 m from the TCP: the move takes at least
+        ``max(distance, 0.1 m * angle) / speed`` (the safety envelope bounds angular speed so).
+        """
 
     @abstractmethod
     def move_joints(self, q: Sequence[float], speed: float = 0.5) -> None:
-        """Move to joint positions ``q`` [rad] at joint ``speed`` [rad/s]; blocks until there."""
+        """Move to joint positions ``q`` [rad] at joint ``speed`` [rad/s], along the straight line in
+        joint space; blocks until there."""
+
+    def forward_kinematics(self, q: Sequence[float]) -> Pose:
+        """``base_T_tcp`` (through the TCP currently set) at joint positions ``q`` [rad].
+
+        The safety envelope checks ``move_joints`` paths with it; a driver without it cannot move
+        its joints through the envelope.
+        """
+        from rmskill.errors import DriverError
+
+        raise DriverError(f"{type(self).__name__} does not provide forward kinematics")
 
     @abstractmethod
     def servo(self, pose: Pose, duration: float | None = None) -> None:

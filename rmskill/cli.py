@@ -309,7 +309,10 @@ def finetune(
 def sim_serve(
     backend: str = typer.Argument(..., help="Controller to emulate, e.g. ur."),
     arm: Path = ArmOpt,
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback unless --allow-remote)."),
+    allow_remote: bool = typer.Option(False, "--allow-remote",
+                                      help="Allow a non-loopback --host: no authentication, anyone reaching it "
+                                      "moves the arm."),
 ) -> None:
     """Serve a simulated arm over a real controller's network interfaces (Ctrl-C stops)."""
     import signal
@@ -323,7 +326,7 @@ def sim_serve(
     for sig in (signal.SIGINT, signal.SIGTERM):  # a clean shutdown: ports closed, arm stopped
         signal.signal(sig, lambda *_: stop.set())
     err_console.print(f"serving a simulated {cfg.model} as a '{backend}' controller on {host} (Ctrl-C stops)")
-    serve(cfg, host=host, stop_event=stop)
+    serve(cfg, host=host, stop_event=stop, allow_remote=allow_remote)
     err_console.print("stopped")
 
 

@@ -12,18 +12,25 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from rmskill.arm import Arm, ArmState, Gripper, GripperState
 from rmskill.config import ArmConfig, Limits
-from rmskill.errors import SafetyViolation
+from rmskill.errors import DriverError, SafetyViolation
 from rmskill.geometry import Pose
 
 log = logging.getLogger(__name__)
 
 PoseLike = Pose | Sequence[float] | np.ndarray
+
+#: A ``move_to`` turn is timed as the travel of a point this far from the TCP [m] (``Arm.move_to``).
+ROTATION_RADIUS = 0.1
+#: Resolution of the ``move_joints`` path check [m]: a TCP this close to a wall counts as on it.
+JOINT_PATH_TOLERANCE = 0.0005
+#: How far a calibrated TCP may lie beyond the arm file's nominal one, for the path check's reach [m].
+TCP_MARGIN = 0.05
 
 
 class SafeArm(Arm):
@@ -40,6 +47,7 @@ class SafeArm(Arm):
         self._lock = threading.RLock()
         self._fault: SafetyViolation | None = None
         self._last_target: Pose | None = None
+        self._flange_T_tcp = config.flange_T_tcp
         self._last_servo = 0.0
         self._watchdog: threading.Thread | None = None
         self._closing = threading.Event()
@@ -96,20 +104,98 @@ class SafeArm(Arm):
     # --- checks -------------------------------------------------------------------------
     def _as_pose(self, pose: PoseLike, what: str) -> Pose:
         if isinstance(pose, Pose):
-            return pose
-        values = np.asarray(pose, dtype=float).reshape(-1)
+            return pose  # a Pose is finite and its rotation a unit quaternion by construction
+        try:
+            values = np.asarray(pose, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            self._violate("input", f"{what} needs a Pose or [x, y, z, rx, ry, rz], got {type(pose).__name__}")
         if values.shape != (6,):
             self._violate("input", f"{what} needs a Pose or [x, y, z, rx, ry, rz], got {values.size} numbers")
         if not np.all(np.isfinite(values)):
             self._violate("finite", f"{what} has a non-finite value: {values.tolist()}")
         return Pose.from_ur(values)
 
-    def _check_workspace(self, pose: Pose, what: str) -> None:
+    def _check_workspace(self, pose: Pose, what: str, margin: float = 0.0) -> None:
+        """Refuse ``pose`` unless it is at least ``margin`` [m] inside the workspace box."""
         for axis, v, lo, hi in zip("xyz", pose.xyz.tolist(), self._lo, self._hi, strict=True):
-            if not lo <= v <= hi:
-                bound = lo if v < lo else hi
+            if not lo + margin <= v <= hi - margin:
+                bound = lo if v < lo + margin else hi
                 self._violate("workspace", f"{what} {axis}={v:.4f} m is outside the workspace "
                               f"[{lo:.3f}, {hi:.3f}] m by {abs(v - bound) * 1000:.1f} mm", float(v), bound)
+
+    def _check_speed(self, speed: float, bound: float, unit: str, what: str) -> None:
+        if isinstance(speed, bool) or not isinstance(speed, int | float | np.floating | np.integer):
+            self._violate("input", f"{what} speed must be a number, got {type(speed).__name__}")
+        if not 0 < speed <= bound:
+            self._violate("speed", f"requested {what} speed {speed} {unit} is outside (0, {bound}] {unit}",
+                          float(speed), bound)
+
+    def _servo_duration(self, duration: float | None) -> float:
+        """The time [s] a servo target is judged over: whole native periods, rounded down."""
+        period = 1.0 / self.capabilities.rate_hz
+        if duration is None:
+            return period
+        if isinstance(duration, bool) or not isinstance(duration, int | float | np.floating | np.integer):
+            self._violate("input", f"servo duration must be a number of seconds, got {type(duration).__name__}")
+        dt, longest = float(duration), self.limits.max_servo_duration
+        if not period * 0.999 <= dt <= longest:
+            self._violate("duration", f"servo duration {dt} s is outside [{period}, {longest}] s (one native "
+                          "period to limits.max_servo_duration)", dt, longest)
+        return max(1, math.floor(dt / period + 1e-6)) * period
+
+    def _check_motion(self, pose: Pose, reference: Pose, dt: float, what: str) -> None:
+        """Step [m], speed [m/s] and angular speed [rad/s] of moving from ``reference`` to ``pose`` in ``dt`` [s]."""
+        lim = self.limits
+        step = math.dist(pose.xyz.tolist(), reference.xyz.tolist())
+        if step > lim.max_step:
+            self._violate("step", f"{what} jumps {step * 1000:.1f} mm, more than {lim.max_step * 1000:.1f} mm",
+                          step, lim.max_step)
+        if step / dt > lim.max_speed * 1.0001:
+            self._violate("speed", f"{what} moves at {step / dt:.3f} m/s, above {lim.max_speed} m/s",
+                          step / dt, lim.max_speed)
+        turn = math.radians(pose.angle_deg(reference))
+        if turn / dt > lim.max_angular_speed * 1.0001:
+            self._violate("angular_speed", f"{what} turns at {turn / dt:.3f} rad/s, above "
+                          f"{lim.max_angular_speed} rad/s", turn / dt, lim.max_angular_speed)
+
+    def _check_line(self, start: Pose, pose: Pose, speed: float) -> None:
+        """A straight ``move_to``: the driver times a turn as a point ``ROTATION_RADIUS`` from the TCP."""
+        turn = math.radians(pose.angle_deg(start))
+        if turn == 0.0:
+            return
+        seconds = max(math.dist(pose.xyz.tolist(), start.xyz.tolist()), ROTATION_RADIUS * turn) / speed
+        bound = self.limits.max_angular_speed
+        if turn / seconds > bound * 1.0001:
+            self._violate("angular_speed", f"move_to turns {math.degrees(turn):.1f} deg at {turn / seconds:.3f} "
+                          f"rad/s, above {bound} rad/s (lower the speed)", turn / seconds, bound)
+
+    def _check_joint_path(self, q0: np.ndarray, q1: np.ndarray) -> None:
+        """Every TCP pose along the straight joint path from ``q0`` to ``q1`` is in the workspace.
+
+        Bisection: between two joint samples the TCP moves at most ``reach * |dq|_1``, so a segment
+        whose ends lie that far inside the box (halved) is inside; others are split.
+        """
+        fk = self.unwrapped.forward_kinematics
+        reach = self.capabilities.reach + float(np.linalg.norm(self._flange_T_tcp.xyz)) + TCP_MARGIN
+        segments = [(0.0, 1.0, fk(q0), fk(q1))]
+        self._check_workspace(segments[0][3], "move_joints target")
+        while segments:
+            a, b, pa, pb = segments.pop()
+            slack = reach * float(np.abs(q1 - q0).sum()) * (b - a) / 2
+            if slack < JOINT_PATH_TOLERANCE:
+                self._check_workspace(pa, "TCP along move_joints")
+                self._check_workspace(pb, "TCP along move_joints")
+                continue
+            if self._inside(pa, slack) and self._inside(pb, slack):
+                continue
+            m = (a + b) / 2
+            pm = fk(q0 + (q1 - q0) * m)
+            self._check_workspace(pm, "TCP along move_joints")
+            segments += [(a, m, pa, pm), (m, b, pm, pb)]
+
+    def _inside(self, pose: Pose, margin: float) -> bool:
+        return all(lo + margin <= v <= hi - margin for v, lo, hi in zip(pose.xyz.tolist(), self._lo, self._hi,
+                                                                        strict=True))
 
     def _check_force(self, state: ArmState) -> None:
         if state.wrench is None:
@@ -129,6 +215,20 @@ class SafeArm(Arm):
             self._violate("force", f"contact force {force:.1f} N exceeds {self.limits.max_force:.1f} N",
                           force, self.limits.max_force)
 
+    def _drive(self, what: str, call: Callable[..., None], *args: object) -> None:
+        """Send one command to the driver; one that raises ends the stream, stops the arm and latches."""
+        try:
+            call(*args)
+        except BaseException as err:
+            self._last_target = None
+            self._fault = SafetyViolation("driver", f"the driver's {what} raised {type(err).__name__}: {err}")
+            try:
+                self.unwrapped.stop()
+            except Exception as stop_err:  # the link may be gone: the fault stays latched either way
+                log.warning("stopping after a failed %s: %s", what, stop_err)
+            log.warning("arm stopped: %s", self._fault)
+            raise
+
     # --- sensing ------------------------------------------------------------------------
     def state(self) -> ArmState:
         with self._lock:
@@ -136,81 +236,80 @@ class SafeArm(Arm):
 
     # --- motion -------------------------------------------------------------------------
     def move_to(self, pose: PoseLike, speed: float = 0.1) -> None:
+        """Straight line to ``pose`` (in the workspace, a convex box: so is the whole line)."""
         with self._lock:
             self._check_ready()
             pose = self._as_pose(pose, "move_to target")
             self._check_workspace(pose, "move_to target")
-            if not 0 < speed <= self.limits.max_speed:
-                self._violate("speed", f"requested speed {speed} m/s is outside (0, {self.limits.max_speed}] m/s",
-                              speed, self.limits.max_speed)
+            self._check_speed(speed, self.limits.max_speed, "m/s", "move_to")
+            self._check_line(self.unwrapped.state().base_T_tcp, pose, float(speed))
             self._last_target = None
-            self.unwrapped.move_to(pose, speed)
+            self._drive("move_to", self.unwrapped.move_to, pose, float(speed))
             self._check_force(self.unwrapped.state())
 
     def move_joints(self, q: Sequence[float], speed: float = 0.5) -> None:
         with self._lock:
             self._check_ready()
-            q = np.asarray(q, dtype=float)
+            try:
+                q = np.asarray(q, dtype=float).reshape(-1)
+            except (TypeError, ValueError):
+                self._violate("input", f"joint target must be {self.capabilities.dof} numbers, got {q!r:.80}")
             if q.shape != (self.capabilities.dof,) or not np.all(np.isfinite(q)):
                 self._violate("input", f"joint target must be {self.capabilities.dof} finite values, got {q.tolist()}")
-            if not 0 < speed <= self.limits.max_angular_speed:
-                self._violate("speed", f"joint speed {speed} rad/s is outside (0, {self.limits.max_angular_speed}] "
-                              "rad/s", speed, self.limits.max_angular_speed)
+            self._check_speed(speed, self.limits.max_angular_speed, "rad/s", "joint")
+            try:
+                self._check_joint_path(np.asarray(self.unwrapped.state().q, dtype=float), q)
+            except DriverError as err:
+                self._violate("input", f"move_joints cannot be checked along its path ({err})")
             self._last_target = None
-            self.unwrapped.move_joints(q, speed)
+            self._drive("move_joints", self.unwrapped.move_joints, q, float(speed))
             state = self.unwrapped.state()
             self._check_workspace(state.base_T_tcp, "TCP after move_joints")
             self._check_force(state)
 
     def servo(self, pose: PoseLike, duration: float | None = None) -> None:
+        """Stream ``pose``, judged against the previous accepted target (or, first in a stream, the
+        measured pose) over ``duration`` [s]: step, speed, angular speed."""
         with self._lock:
             self._check_ready()
             pose = self._as_pose(pose, "servo target")
             self._check_workspace(pose, "servo target")
-            period = 1.0 / self.capabilities.rate_hz
-            dt = period if duration is None else float(duration)
-            if not dt >= period * 0.999:
-                self._violate("input", f"servo duration {dt} s is shorter than one native period ({period} s)")
+            dt = self._servo_duration(duration)
             now = time.monotonic()
-            previous = self._last_target
-            starting = previous is None or (
-                self.capabilities.realtime and now - self._last_servo > self.limits.servo_timeout)
-            if starting:  # a new stream starts from where the arm is; only the jump is bounded
-                previous = self.unwrapped.state().base_T_tcp
-            step = math.dist(pose.xyz.tolist(), previous.xyz.tolist())
-            if step > self.limits.max_step:
-                self._violate("step", f"servo target jumps {step * 1000:.1f} mm, more than "
-                              f"{self.limits.max_step * 1000:.1f} mm", step, self.limits.max_step)
-            if not starting and step / dt > self.limits.max_speed * 1.0001:
-                self._violate("speed", f"servo target moves at {step / dt:.3f} m/s, above "
-                              f"{self.limits.max_speed} m/s", step / dt, self.limits.max_speed)
-            turn = math.radians(pose.angle_deg(previous))
-            if not starting and turn / dt > self.limits.max_angular_speed * 1.0001:
-                self._violate("angular_speed", f"servo target turns at {turn / dt:.3f} rad/s, above "
-                              f"{self.limits.max_angular_speed} rad/s", turn / dt, self.limits.max_angular_speed)
-            self._last_target = pose
+            reference = self._last_target
+            if reference is None or (self.capabilities.realtime and now - self._last_servo > self.limits.servo_timeout):
+                reference = self.unwrapped.state().base_T_tcp  # a new stream starts from where the arm is
+                self._last_target = None
+            self._check_motion(pose, reference, dt, "servo target")
             self._last_servo = now
             if self.capabilities.realtime:
                 self._ensure_watchdog()
-            self.unwrapped.servo(pose, duration)
+            self._drive("servo", self.unwrapped.servo, pose, None if duration is None else float(duration))
+            self._last_target = pose  # the reference only once the driver took it
             self._last_servo = time.monotonic()  # the gap the watchdog measures starts when a call returns
             self._check_force_fast()
 
     def stop(self) -> None:
         with self._lock:
             self._last_target = None
-            self.unwrapped.stop()
+            try:
+                self.unwrapped.stop()
+            except BaseException as err:
+                self._fault = SafetyViolation("driver", f"the driver's stop raised {type(err).__name__}: {err}")
+                raise
 
     def freedrive(self, on: bool) -> None:
         with self._lock:
             self._check_ready()
             self._last_target = None
-            self.unwrapped.freedrive(on)
+            self._drive("freedrive", self.unwrapped.freedrive, on)
 
     # --- configuration ------------------------------------------------------------------
     def set_tcp(self, flange_T_tcp: Pose) -> None:
         with self._lock:
-            self.unwrapped.set_tcp(flange_T_tcp)
+            self._last_target = None  # the stream's reference was through the old TCP
+            self._drive("set_tcp", self.unwrapped.set_tcp, flange_T_tcp)
+            self._flange_T_tcp = flange_T_tcp
 
     def set_payload(self, mass: float, center_of_mass: Sequence[float]) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from rmskill.arm import Arm, ArmState, Capabilities, Wrench
 from rmskill.config import ArmConfig
 from rmskill.drivers.franka.client import ControlProcess, Failure
 from rmskill.drivers.franka.options import control_settings, parse_options
+from rmskill.drivers.mujoco.robots import FR3
 from rmskill.errors import DriverError
 from rmskill.geometry import Pose
 
@@ -47,7 +48,7 @@ class FrankaArm(Arm):
     libfranka said, until ``recover()``.
     """
 
-    capabilities = Capabilities(model="fr3", dof=7, rate_hz=1000.0, senses_wrench=True)
+    capabilities = Capabilities(model="fr3", dof=7, rate_hz=1000.0, senses_wrench=True, reach=FR3.span)
 
     def __init__(self, config: ArmConfig):
         self.config = config
@@ -55,6 +56,7 @@ class FrankaArm(Arm):
         self._ctl: ControlProcess | None = None
         self._fault: tuple[str, str] | None = None
         self._deadline = 0.0
+        self._flange_T_tcp = Pose()
 
     # --- lifecycle ----------------------------------------------------------------------
     def connect(self) -> None:
@@ -132,6 +134,10 @@ class FrankaArm(Arm):
             wrench=Wrench(f[:3].copy(), f[3:].copy()),
         )
 
+    def forward_kinematics(self, q: Sequence[float]) -> Pose:
+        """``base_T_tcp`` at joints ``q`` [rad]: FR3's published (modified DH) kinematics and the TCP set."""
+        return Pose.from_matrix(FR3.base_T_flange(np.asarray(q, dtype=float))) @ self._flange_T_tcp
+
     # --- motion -------------------------------------------------------------------------
     def servo(self, pose: Pose, duration: float | None = None) -> None:
         """Set the next TCP target, reached over ``duration`` [s] (default 1 ms); return after it."""
@@ -150,7 +156,9 @@ class FrankaArm(Arm):
     def move_to(self, pose: Pose, speed: float = 0.1) -> None:
         """Minimum-jerk straight line to ``pose`` at peak ``speed`` [m/s]; blocks until there."""
         self._check()
-        duration = 1.875 * pose.distance_mm(self.state().base_T_tcp) / 1000.0 / max(speed, 1e-6)
+        here = self.state().base_T_tcp
+        travel = max(pose.distance_mm(here) / 1000.0, np.radians(pose.angle_deg(here)) * 0.1)  # a turn: 0.1 m arm
+        duration = 1.875 * travel / max(speed, 1e-6)
         args = {"xyz": pose.xyz.tolist(), "wxyz": pose.wxyz.tolist(), "duration": duration}
         self._request("move_to", duration + 30.0, **args)
         tol_mm = self.options.move_tolerance_mm
@@ -205,6 +213,7 @@ class FrankaArm(Arm):
         """Make libfranka's EE frame the TCP, so ``O_T_EE`` is ``base_T_tcp``."""
         self._check()
         self._request("set_tcp", 10.0, flange_T_tcp=flange_T_tcp.to_franka())
+        self._flange_T_tcp = flange_T_tcp
 
     def set_payload(self, mass: float, center_of_mass: Sequence[float]) -> None:
         """libfranka's load: ``mass`` [kg] at ``center_of_mass`` [m] in the flange frame."""

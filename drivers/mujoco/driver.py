@@ -21,7 +21,7 @@ from rmskill.drivers.mujoco.controller import GRAVITY, CartesianImpedance
 from rmskill.drivers.mujoco.gripper import SimGripper
 from rmskill.drivers.mujoco.robots import arm_model
 from rmskill.drivers.mujoco.workcell import build_spec
-from rmskill.errors import DriverError
+from rmskill.errors import ConfigError, DriverError
 from rmskill.geometry import Pose
 
 
@@ -31,11 +31,14 @@ class MujocoArm(Arm):
     def __init__(self, config: ArmConfig):
         self.config = config
         self.arm_model = arm_model(config.model)
+        if config.home is not None and len(config.home) != self.arm_model.dof:
+            raise ConfigError(f"arm file '{config.name}': key 'home': needs one value per joint of the "
+                              f"{config.model} ({self.arm_model.dof}), got {len(config.home)}")
         sim = config.sim
         self.realtime = bool(sim and sim.realtime)
         self.capabilities = Capabilities(
             model=self.arm_model.name, dof=self.arm_model.dof, rate_hz=self.arm_model.rate_hz,
-            senses_wrench=True, freedrive=True, simulated=True, realtime=self.realtime,
+            senses_wrench=True, freedrive=True, simulated=True, realtime=self.realtime, reach=self.arm_model.span,
         )
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
@@ -50,6 +53,7 @@ class MujocoArm(Arm):
         spec = build_spec(self.config, self.arm_model)
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
+        self._fk_data = mujoco.MjData(self.model)  # scratch for forward_kinematics
         m = self.model
         self._flange = m.body("flange").id
         self._ft_site = m.site("ft").id
@@ -131,6 +135,14 @@ class MujocoArm(Arm):
             time=float(d.time), q=d.qpos[:n].copy(), dq=d.qvel[:n].copy(), base_T_tcp=Pose(pos, quat),
             tcp_velocity=vel, wrench=self._wrench(pos), gripper_width=width,
         )
+
+    def forward_kinematics(self, q: Sequence[float]) -> Pose:
+        """``base_T_tcp`` at joints ``q`` [rad], through the TCP currently set (the arm does not move)."""
+        self._require()
+        d = self._fk_data
+        d.qpos[: self.arm_model.dof] = np.asarray(q, dtype=float)
+        mujoco.mj_kinematics(self.model, d)
+        return Pose(d.xpos[self._flange].copy(), d.xquat[self._flange].copy()) @ self.flange_T_tcp
 
     def force_norm(self) -> float:
         """Magnitude of the sensed contact force [N], cheaply (the safety envelope's per-step check)."""

@@ -49,6 +49,26 @@ class ArmModel:
     def dof(self) -> int:
         return len(self.links)
 
+    @property
+    def span(self) -> float:
+        """Sum of the link offsets [m]: bounds the distance from any joint axis to the flange."""
+        return sum(abs(link.a) + abs(link.d) for link in self.links) + self.flange_d
+
+    def base_T_flange(self, q: np.ndarray) -> np.ndarray:
+        """Forward kinematics of the DH table: the flange as a 4x4 matrix at joints ``q`` [rad]."""
+        out = np.eye(4)
+        for link, theta in zip(self.links, np.asarray(q, dtype=float).tolist(), strict=True):
+            ct, st, ca, sa = np.cos(theta), np.sin(theta), np.cos(link.alpha), np.sin(link.alpha)
+            if self.convention == "dh":  # Rz(q) Tz(d) Tx(a) Rx(alpha)
+                step = [[ct, -st * ca, st * sa, link.a * ct], [st, ct * ca, -ct * sa, link.a * st],
+                        [0.0, sa, ca, link.d], [0.0, 0.0, 0.0, 1.0]]
+            else:  # Rx(alpha) Tx(a) Rz(q) Tz(d)
+                step = [[ct, -st, 0.0, link.a], [st * ca, ct * ca, -sa, -sa * link.d],
+                        [st * sa, ct * sa, ca, ca * link.d], [0.0, 0.0, 0.0, 1.0]]
+            out = out @ np.array(step)
+        out[:3, 3] += out[:3, 2] * self.flange_d
+        return out
+
 
 _PI2 = np.pi / 2
 

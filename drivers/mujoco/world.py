@@ -6,6 +6,7 @@ operator do.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 import mujoco
@@ -81,7 +82,29 @@ class SimWorld:
               seed: int | None = None) -> None:
         """Start an episode: arm at ``tcp_pose`` (or ``q``, or home), plate gripped if ``plate``
         (``None``: as the arm file's ``sim.plates`` says: gripped by default, else seated in the
-        fixture it names, or nowhere); ``False`` parks it out of reach."""
+        fixture it names, or nowhere); ``False`` parks it out of reach.
+
+        A start that cannot be reached raises ``DriverError`` and leaves the simulation as it was.
+        """
+        arm = self.arm
+        n = arm.arm_model.dof
+        start = np.array(arm.ctrl.home if q is None else q, dtype=float).reshape(-1)
+        if start.shape != (n,) or not np.all(np.isfinite(start)):
+            raise DriverError(f"sim.reset needs {n} finite joint positions, got {start.tolist()}")
+        if tcp_pose is not None:
+            start = self.solve_ik(tcp_pose, start)  # may raise: nothing has changed yet
+        saved = copy.copy(arm.data), self.rng, self.grasp
+        try:
+            self._reset(start, plate, seed)
+        except BaseException:
+            arm.data.qpos[:], arm.data.qvel[:], arm.data.ctrl[:] = saved[0].qpos, saved[0].qvel, saved[0].ctrl
+            arm.data.time = saved[0].time
+            mujoco.mj_forward(arm.model, arm.data)
+            self.rng, self.grasp = saved[1], saved[2]
+            arm.hold(reanchor=True)
+            raise
+
+    def _reset(self, start: np.ndarray, plate: bool | None, seed: int | None) -> None:
         layout = self.arm.config.sim.plates if self.arm.config.sim is not None else None
         from_layout = plate is None
         if from_layout:
@@ -93,10 +116,7 @@ class SimWorld:
         mujoco.mj_resetData(m, d)
         arm.restart_clock()
         arm._pending.clear()
-        n = arm.arm_model.dof
-        d.qpos[:n] = arm.ctrl.home if q is None else q
-        if tcp_pose is not None:
-            d.qpos[:n] = self.solve_ik(tcp_pose, d.qpos[:n])
+        d.qpos[: arm.arm_model.dof] = start
         d.ctrl[arm._fingers] = 0.0
         mujoco.mj_forward(m, d)
         arm.hold(reanchor=True)

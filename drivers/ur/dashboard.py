@@ -11,6 +11,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from .controller import ROBOT_MODE, SAFETY_PROTECTIVE_STOP
+from .listener import ClientDropped
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MODE_NAMES = {v: k for k, v in ROBOT_MODE.items()}
+MAX_LINE = 4096  # [bytes] longest dashboard command line; a longer one drops the client
 
 
 def reply(emulator: Emulator, line: str) -> str | None:
@@ -92,21 +94,17 @@ def reply(emulator: Emulator, line: str) -> str | None:
         return "Protective stop triggered"
     if low == "shutdown":
         return "Shutting down"
-    return f"could not understand: '{cmd}'"
+    return f"could not understand: '{cmd[:200]}'"
 
 
 def serve_client(emulator: Emulator, sock: socket.socket) -> None:
     """Greet, then answer line by line until the client leaves or says ``quit``."""
     sock.sendall(b"Connected: Universal Robots Dashboard Server\n")
-    buf = b""
-    while True:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return
-        buf += chunk
-        while b"\n" in buf:
-            raw, buf = buf.split(b"\n", 1)
-            line = raw.decode(errors="replace").strip("\r")
+    with sock.makefile("rb") as lines:
+        while raw := lines.readline(MAX_LINE + 1):
+            if len(raw) > MAX_LINE:
+                raise ClientDropped(f"dashboard line longer than {MAX_LINE} bytes")
+            line = raw.decode(errors="replace").rstrip("\r\n")
             answer = reply(emulator, line)
             log.debug("dashboard: %r -> %r", line, answer)
             if answer is None:

@@ -22,6 +22,7 @@ from rmskill.errors import DriverError
 from rmskill.geometry import Pose
 
 from .commands import CommandThread
+from .kinematic_arm import DH_TABLES, URKinematics
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,10 @@ class URArm(Arm):
         self.acceleration = float(opts.get("linear_acceleration", 1.2))  # [m/s^2] for moveL
         self.joint_acceleration = float(opts.get("joint_acceleration", 1.4))  # [rad/s^2] for moveJ
         self.stale_after = float(opts.get("state_timeout", 0.15))  # [s] without new state = link lost
+        self.kinematics = URKinematics(config.model) if config.model in DH_TABLES else None
+        reach = sum(abs(d) + abs(a) for d, a, _ in DH_TABLES.get(config.model, ())) or 2.0
         self.capabilities = Capabilities(model=config.model, dof=6, rate_hz=self.frequency, senses_wrench=True,
-                                         freedrive=True, simulated=False, realtime=True)
+                                         freedrive=True, simulated=False, realtime=True, reach=reach)
         self._recv: Any = None
         self._ctrl: Any = None
         self._period_end: float | None = None  # end of the current servo period (monotonic [s])
@@ -180,6 +183,13 @@ class URArm(Arm):
                         base_T_tcp=Pose.from_ur(r.getActualTCPPose()),
                         tcp_velocity=np.array(r.getActualTCPSpeed()), wrench=Wrench(force[:3], force[3:]))
 
+    def forward_kinematics(self, q: Sequence[float]) -> Pose:
+        """``base_T_tcp`` at joints ``q`` [rad] from the model's nominal DH table and the TCP set."""
+        if self.kinematics is None:
+            raise DriverError(f"no kinematic model for UR model '{self.config.model}' "
+                              f"(known: {', '.join(sorted(DH_TABLES))})")
+        return self.kinematics.forward(q)
+
     # --- motion -------------------------------------------------------------------------
     def move_to(self, pose: Pose, speed: float = 0.1) -> None:
         self._end_stream()
@@ -231,6 +241,8 @@ class URArm(Arm):
     # --- configuration ------------------------------------------------------------------
     def set_tcp(self, flange_T_tcp: Pose) -> None:
         self._call("setTcp", self._ctrl.setTcp, flange_T_tcp.to_ur())
+        if self.kinematics is not None:
+            self.kinematics.flange_T_tcp = flange_T_tcp
 
     def set_payload(self, mass: float, center_of_mass: Sequence[float]) -> None:
         self._call("setPayload", self._ctrl.setPayload, float(mass), [float(c) for c in center_of_mass])

@@ -32,7 +32,7 @@ from rmskill.config import ArmConfig, load_arm_config
 from . import dashboard, script_server
 from .controller import Controller
 from .kinematic_arm import KinematicArm
-from .listener import Listener
+from .listener import Listener, check_bind
 from .rtde_server import RTDEConnection
 from .tool import make_tool
 
@@ -77,7 +77,8 @@ class Emulator:
     """
 
     def __init__(self, config: ArmConfig, host: str = "127.0.0.1", ports: dict[str, int] | None = None,
-                 backend: str = "auto", arm: Arm | None = None):
+                 backend: str = "auto", arm: Arm | None = None, allow_remote: bool = False):
+        check_bind(host, allow_remote)
         self.config, self.host = config, host
         self.ports = {**DEFAULT_PORTS, **(ports or {})}
         self.version = DEFAULT_VERSION
@@ -87,9 +88,11 @@ class Emulator:
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
         self._listeners = [
-            Listener(host, self.ports["rtde"], self._rtde_client, "rtde"),
-            Listener(host, self.ports["dashboard"], lambda s: dashboard.serve_client(self, s), "dashboard"),
-            Listener(host, self.ports["script"], lambda s: script_server.serve_client(self, s), "script"),
+            Listener(host, self.ports["rtde"], self._rtde_client, "rtde", allow_remote),
+            Listener(host, self.ports["dashboard"], lambda s: dashboard.serve_client(self, s), "dashboard",
+                     allow_remote),
+            Listener(host, self.ports["script"], lambda s: script_server.serve_client(self, s), "script",
+                     allow_remote),
         ]
 
     def _rtde_client(self, sock: socket.socket) -> None:
@@ -138,13 +141,16 @@ class Emulator:
 
 
 def serve(config: ArmConfig | str | Path, host: str = "127.0.0.1", stop_event: threading.Event | None = None,
-          ports: dict[str, int] | None = None, backend: str = "auto", announce: bool = False) -> None:
+          ports: dict[str, int] | None = None, backend: str = "auto", announce: bool = False,
+          allow_remote: bool = False) -> None:
     """Serve the emulator until ``stop_event`` is set (or forever). Blocks.
 
     ``announce`` prints a ready line on stdout once every port is bound (for parent processes).
+    A ``host`` other than loopback needs ``allow_remote`` (there is no authentication).
     """
     stop_event = stop_event or threading.Event()
-    with Emulator(load_arm_config(config), host=host, ports=ports, backend=backend) as emulator:
+    with Emulator(load_arm_config(config), host=host, ports=ports, backend=backend,
+                  allow_remote=allow_remote) as emulator:
         log.info("UR emulator for '%s' on %s (ports %s)", emulator.config.name, host, emulator.ports)
         tool = emulator.controller.tool
         if tool is not None and getattr(tool, "link", None):
@@ -160,8 +166,9 @@ class EmulatorProcess:
     server in the same Python process would never answer them). ``kill()`` simulates a crash."""
 
     def __init__(self, arm_file: str | Path, host: str = "127.0.0.1", backend: str = "auto",
-                 ports: dict[str, int] | None = None):
+                 ports: dict[str, int] | None = None, allow_remote: bool = False):
         self.arm_file, self.host, self.backend = str(arm_file), host, backend
+        self.allow_remote = allow_remote
         self.ports = {**DEFAULT_PORTS, **(ports or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -171,6 +178,8 @@ class EmulatorProcess:
                 "--backend", self.backend]
         for name, port in self.ports.items():
             args += [f"--{name}-port", str(port)]
+        if self.allow_remote:
+            args.append("--allow-remote")
         taken = [port for port in self.ports.values() if _accepts(self.host, port)]
         if taken:
             raise RuntimeError(f"ports {taken} on {self.host} are in use (another emulator or controller?)")
@@ -218,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("arm_file", help="arm YAML file")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a non-loopback --host (no authentication: anyone reaching it moves the arm)")
     parser.add_argument("--backend", choices=["auto", "mujoco", "kinematic"], default="auto")
     for name, port in DEFAULT_PORTS.items():
         parser.add_argument(f"--{name}-port", type=int, default=port)
@@ -227,7 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     ports = {name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS}
-    serve(args.arm_file, host=args.host, stop_event=stop, ports=ports, backend=args.backend, announce=True)
+    serve(args.arm_file, host=args.host, stop_event=stop, ports=ports, backend=args.backend, announce=True,
+          allow_remote=args.allow_remote)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,56 @@
-"""A small threaded TCP listener: one thread accepts, one thread per client runs its handler."""
+"""A small threaded TCP listener: one thread accepts, one thread per client runs its handler.
+
+Binds loopback only, unless told ``allow_remote`` (then it warns: the emulator has no
+authentication). A client that breaks the protocol or overfills a buffer is dropped with one log line.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
 from collections.abc import Callable
 
+from rmskill.errors import ConfigError
+
 log = logging.getLogger(__name__)
+
+BACKLOG = socket.SOMAXCONN  # connections the kernel queues before accept()
+
+
+class ClientDropped(Exception):
+    """A handler gives up on its client (protocol error, a buffer over its cap); logged as one line."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, allow_remote: bool) -> None:
+    """Refuse a non-loopback ``host`` unless ``allow_remote``; warn when it is allowed."""
+    if is_loopback(host):
+        return
+    if not allow_remote:
+        raise ConfigError(f"refusing to listen on '{host}': the emulator has no authentication, so it binds "
+                          "loopback (127.0.0.x) only; pass --allow-remote to expose it on the network")
+    log.warning("listening on %s: anyone who can reach this address can move the simulated arm "
+                "(no authentication)", host)
 
 
 class Listener:
     """Accepts clients on ``host:port`` and runs ``handler(sock)`` for each in its own thread."""
 
-    def __init__(self, host: str, port: int, handler: Callable[[socket.socket], None], name: str):
+    def __init__(self, host: str, port: int, handler: Callable[[socket.socket], None], name: str,
+                 allow_remote: bool = False):
+        if not (allow_remote or is_loopback(host)):
+            check_bind(host, allow_remote)  # raises
         self.host, self.port, self.handler, self.name = host, port, handler, name
         self._server: socket.socket | None = None
         self._clients: set[socket.socket] = set()
@@ -29,7 +66,7 @@ class Listener:
         except OSError:
             server.close()
             raise
-        server.listen(8)
+        server.listen(BACKLOG)
         self.port = server.getsockname()[1]  # the port chosen by the OS when asked for port 0
         self._server = server
         self._thread = threading.Thread(target=self._accept, name=f"{self.name}-accept", daemon=True)
@@ -46,11 +83,15 @@ class Listener:
             log.debug("%s: client %s:%d", self.name, *addr)
             with self._lock:
                 self._clients.add(sock)
-            threading.Thread(target=self._run, args=(sock,), name=f"{self.name}-client", daemon=True).start()
+            threading.Thread(target=self._run, args=(sock, addr), name=f"{self.name}-client", daemon=True).start()
 
-    def _run(self, sock: socket.socket) -> None:
+    def _run(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         try:
             self.handler(sock)
+        except ClientDropped as err:
+            log.warning("%s: dropped client %s:%d: %s", self.name, *addr, err)
+        except (ConnectionError, TimeoutError) as err:
+            log.info("%s: client %s:%d went away (%s)", self.name, *addr, type(err).__name__)
         except Exception:  # a broken client must not take the server down
             log.exception("%s: client handler failed", self.name)
         finally:

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import rtde_protocol as rp
 from .controller import Controller
+from .listener import ClientDropped
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,14 @@ class RTDEConnection:
                 buf += chunk
                 while len(buf) >= rp.HEADER.size:
                     size, msg_type = rp.HEADER.unpack_from(buf)
-                    if size < rp.HEADER.size or len(buf) < size:
+                    if size < rp.HEADER.size:
+                        raise ClientDropped(f"RTDE message size {size} is smaller than its header")
+                    if len(buf) < size:
                         break
-                    self.handle(msg_type, buf[rp.HEADER.size : size])
+                    try:
+                        self.handle(msg_type, buf[rp.HEADER.size : size])
+                    except (struct.error, ValueError, IndexError, KeyError) as err:
+                        raise ClientDropped(f"malformed RTDE message type {msg_type}: {err}") from None
                     buf = buf[size:]
         except OSError as err:
             log.debug("RTDE client gone: %s", err)
@@ -119,14 +125,14 @@ class RTDEConnection:
     def publish(self, tick: int, values: dict[str, Any]) -> None:
         """Called by the control loop every period; sends the output recipe at its frequency."""
         if self.started and self.output is not None and tick % self.every == 0:
-            self.send(self.output.pack(values), drop_if_busy=True)
+            self.send(self.output.pack(values))
 
-    def send(self, data: bytes, drop_if_busy: bool = False) -> None:
+    def send(self, data: bytes) -> None:
         """Send without ever blocking the control loop; a client that stops reading is dropped."""
         with self._send_lock:
             if self.closed:
                 return
-            if self._pending and drop_if_busy and len(self._pending) > MAX_BACKLOG:
+            if self._pending and len(self._pending) > MAX_BACKLOG:  # replies count too, not only the stream
                 log.warning("RTDE client does not read its data; dropping it")
                 self.close()
                 return

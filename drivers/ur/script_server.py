@@ -13,11 +13,14 @@ import socket
 from typing import TYPE_CHECKING
 
 from .control_program import ControlProgram
+from .listener import ClientDropped
 
 if TYPE_CHECKING:
     from .emulator import Emulator
 
 log = logging.getLogger(__name__)
+
+MAX_PENDING = 1 << 20  # [bytes] longest unfinished program held for one client (ur_rtde's is ~50 KB)
 
 _DEF = re.compile(r"^def\s+(\w+)\s*\(\s*\)\s*:\s*$")
 _OFFSET = re.compile(r"global\s+reg_offset_(float|int)\s*=\s*(?:# \w+ register offset\n)?\s*(\d+)")
@@ -74,5 +77,7 @@ def serve_client(emulator: Emulator, sock: socket.socket) -> None:
             return
         buf += chunk.decode(errors="replace")
         programs, buf = complete_programs(buf)
+        if len(buf) > MAX_PENDING:
+            raise ClientDropped(f"{len(buf)} bytes of script without a complete program (limit {MAX_PENDING})")
         for name, text in programs:
             run_program(emulator, name, text)
