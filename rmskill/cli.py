@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rmskill import __version__, registry
-from rmskill.errors import ConfigError, RmskillError
+from rmskill.errors import ConfigError, Interrupted, RmskillError
 from rmskill.storage import plain
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -28,6 +28,10 @@ ArmOpt = typer.Option(..., "--arm", help="Arm file (YAML).", exists=False)
 JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON result.")
 SetOpt = typer.Option(None, "--set", metavar="KEY=VALUE",
                       help="A skill setting (e.g. touch_check=true); repeatable. Unknown names are refused.")
+
+
+AllowOtherArmOpt = typer.Option(False, "--allow-other-arm",
+                                help="Use weights fine-tuned for another arm, model or calibration.")
 
 
 def _settings(items: list[str] | None) -> dict[str, Any]:
@@ -206,12 +210,13 @@ def run_skill(
     target: str = typer.Option(..., "--target", help="Fixture name in the arm file."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
     set_: list[str] | None = SetOpt,
+    allow_other_arm: bool = AllowOtherArmOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run a skill once on an arm, from where the arm is."""
     from rmskill.evaluate import run_once
 
-    data = run_once(skill, arm, target, weights=weights, settings=_settings(set_))
+    data = run_once(skill, arm, target, weights=weights, settings=_settings(set_), allow_other_arm=allow_other_arm)
     _show(data, as_json)
     if not data.get("success"):
         raise typer.Exit(1)
@@ -232,6 +237,7 @@ def eval_skill(
     seed: int = typer.Option(0, "--seed", help="Seed for start poses and simulator noise."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
     set_: list[str] | None = SetOpt,
+    allow_other_arm: bool = AllowOtherArmOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Evaluate a skill over randomized simulated episodes: success rate and error statistics."""
@@ -240,6 +246,7 @@ def eval_skill(
     from rmskill.skill import load_skill
 
     loaded = load_skill(skill, weights=weights).configure(**_settings(set_))  # bad input: before the bar
+    loaded.allow_other_arm = allow_other_arm
     load_arm_config(arm)
     results: list[dict] = []
     with _progress(episodes, "eval") as bar:
@@ -339,6 +346,9 @@ def main() -> None:
         app()  # usage errors and typer.Exit end here as SystemExit with their code
     except KeyboardInterrupt:
         err_console.print("interrupted")
+        sys.exit(130)
+    except Interrupted as e:
+        err_console.print(str(e), markup=False, highlight=False, soft_wrap=True)
         sys.exit(130)
     except RmskillError as e:
         if debug:

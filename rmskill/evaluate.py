@@ -62,7 +62,8 @@ def _skill(skill: str | Skill, weights: str | Path | None) -> Skill:
 
 
 def run_once(skill_name: str | Skill, arm_file: str | Path | ArmConfig, target: str,
-             weights: str | Path | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+             weights: str | Path | None = None, settings: dict[str, Any] | None = None,
+             allow_other_arm: bool = False) -> dict[str, Any]:
     """Connect the arm, run the skill once to ``target`` from where the arm is; the result as a dict.
 
     ``settings`` change the skill's config (``Skill.configure``), e.g. ``{"touch_check": True}``.
@@ -72,6 +73,7 @@ def run_once(skill_name: str | Skill, arm_file: str | Path | ArmConfig, target: 
     from rmskill.connect import connect
 
     skill = _skill(skill_name, weights)
+    skill.allow_other_arm = skill.allow_other_arm or allow_other_arm
     if settings:
         skill.configure(**settings)
     config = load_arm_config(arm_file)

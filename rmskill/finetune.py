@@ -29,10 +29,11 @@ import numpy as np
 from rmskill import settings as settings_lib
 from rmskill.calibration_store import CalibrationStore
 from rmskill.config import load_arm_config
-from rmskill.errors import ConfigError, SkillError
+from rmskill.errors import ConfigError, Interrupted, RunDamaged, SkillError
 from rmskill.learning.corrector import RESIDUAL_FILE, Corrector
 from rmskill.learning.episodes import Episode, EpisodeStore
 from rmskill.learning.outcome import SOURCES
+from rmskill.learning.policy import MANIFEST_FILE, WEIGHTS_FILE, file_sha256
 from rmskill.runner import episode_targets, run_episode
 from rmskill.skill import Skill, load_skill
 from rmskill.storage import atomic_write, atomic_write_text
@@ -122,11 +123,24 @@ class _Recorder:
 
 
 def _write_checkpoint(out: Path, corrector: Corrector, base_dir: Path, manifest: dict[str, Any]) -> None:
-    """Replace the run's weights (residual, then the manifest naming it) file by file, atomically."""
+    """Replace the run's weights file by file, atomically: the frozen base (copied again whenever its
+    digest is not the shipped one's), the residual, then the manifest naming both with their sha256."""
+    base_sha = file_sha256(base_dir / WEIGHTS_FILE)
+    if not (out / WEIGHTS_FILE).is_file() or file_sha256(out / WEIGHTS_FILE) != base_sha:
+        atomic_write(out / WEIGHTS_FILE, lambda tmp: shutil.copyfile(base_dir / WEIGHTS_FILE, tmp))
     atomic_write(out / RESIDUAL_FILE, corrector.save_to)
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2))
-    if not (out / "base.safetensors").exists():
-        shutil.copy2(base_dir / "base.safetensors", out / "base.safetensors")
+    digests = {WEIGHTS_FILE: base_sha, RESIDUAL_FILE: file_sha256(out / RESIDUAL_FILE)}
+    atomic_write_text(out / MANIFEST_FILE, json.dumps({**manifest, "sha256": digests}, indent=2))
+
+
+def _read_run(out: Path) -> dict[str, Any]:
+    try:
+        previous = json.loads((out / RUN_FILE).read_text())
+    except (OSError, ValueError) as err:
+        raise RunDamaged(f"{out / RUN_FILE} cannot be read ({err}); the run directory is damaged") from None
+    if not isinstance(previous, dict):
+        raise RunDamaged(f"{out / RUN_FILE} is not a JSON object; the run directory is damaged")
+    return previous
 
 
 def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, out: str | Path,
@@ -158,7 +172,7 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
         raise ConfigError(f"{out} already holds a fine-tuning run; pass --resume to continue it or choose "
                           "another --out")
     if resume and (out / RUN_FILE).exists():
-        previous = json.loads((out / RUN_FILE).read_text())
+        previous = _read_run(out)
         previous.setdefault("settings", {})
         clash = {k: (previous.get(k), v) for k, v in run.items() if k != "seed" and previous.get(k) != v}
         if clash:
@@ -170,7 +184,7 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
     base_dir = Path(skill.weights_dir)
     learner = make_learner(method, skill, seed, learner_config)
     store = EpisodeStore(out)
-    done = store.records()
+    done = store.repair() if resume else store.records()
     if done:  # resume: replaying every finished episode rebuilds the learner exactly as it was
         for ep in store.episodes():
             learner.end_episode(ep)
@@ -182,43 +196,52 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
                 "arm_model": config.model, "calibration_hash": CalibrationStore(config.name).digest(),
                 "reward": reward}
     records = list(done)
-    with connect(config) as arm:
-        if arm.sim is None:
-            log.warning("fine-tuning on a real arm: between episodes, %s", skill.operator_prompt("<target>"))
-        i = len(done)
-        while i < episodes:
-            noise = learner.begin_episode(i)
-            recorder.rows.clear()
-            wall = time.perf_counter()
-            ran = run_episode(skill, arm, i, seed, targets, prompt=prompt)
-            if not ran.started:  # nothing moved: the cell was not ready
-                if arm.sim is not None:
-                    raise SkillError(f"{skill.name}: the simulated start of episode {i + 1} is not ready: "
-                                     f"{ran.result.message}")
-                log.warning("episode %d not started: %s", i + 1, ran.result.message)
-                continue
-            result = ran.result
-            episode = recorder.episode(0.0)
-            score = outcome(skill, result)
-            episode.reward = score.reward
-            summary = result.summary()
-            record = store.append(episode, {
-                "target": ran.target, "success": score.success, "outcome": score.details,
-                "truth": {k: summary[k] for k in ("translation_error_mm", "rotation_error_deg", "success")}
-                if arm.sim is not None else None,
-                "peak_force_n": summary["peak_force_n"], "duration_s": summary["duration_s"],
-                "wall_s": time.perf_counter() - wall, "noise": np.asarray(noise).tolist(),
-                "message": summary["message"], "measurements": summary["measurements"],
-            })
-            episode.info = record
-            learner.end_episode(episode)
-            records.append(record)
-            last = i + 1 == episodes
-            if last or (i + 1) % checkpoint_every == 0:
-                _write_checkpoint(out, learner.corrector, base_dir, {**manifest, "episodes": i + 1})
-            if progress is not None:
-                progress(i, record)
-            i += 1
+    checkpointed = len(done)
+    try:
+        with connect(config) as arm:
+            if arm.sim is None:
+                log.warning("fine-tuning on a real arm: between episodes, %s", skill.operator_prompt("<target>"))
+            i = len(done)
+            while i < episodes:
+                noise = learner.begin_episode(i)
+                recorder.rows.clear()
+                wall = time.perf_counter()
+                ran = run_episode(skill, arm, i, seed, targets, prompt=prompt)
+                if not ran.started:  # nothing moved: the cell was not ready
+                    if arm.sim is not None:
+                        raise SkillError(f"{skill.name}: the simulated start of episode {i + 1} is not ready: "
+                                         f"{ran.result.message}")
+                    log.warning("episode %d not started: %s", i + 1, ran.result.message)
+                    continue
+                result = ran.result
+                episode = recorder.episode(0.0)
+                score = outcome(skill, result)
+                episode.reward = score.reward
+                summary = result.summary()
+                record = store.append(episode, {
+                    "target": ran.target, "success": score.success, "outcome": score.details,
+                    "truth": {k: summary[k] for k in ("translation_error_mm", "rotation_error_deg", "success")}
+                    if arm.sim is not None else None,
+                    "peak_force_n": summary["peak_force_n"], "duration_s": summary["duration_s"],
+                    "wall_s": time.perf_counter() - wall, "noise": np.asarray(noise).tolist(),
+                    "message": summary["message"], "measurements": summary["measurements"],
+                })
+                episode.info = record
+                learner.end_episode(episode)
+                records.append(record)
+                last = i + 1 == episodes
+                if last or (i + 1) % checkpoint_every == 0:
+                    _write_checkpoint(out, learner.corrector, base_dir, {**manifest, "episodes": i + 1})
+                    checkpointed = i + 1
+                if progress is not None:
+                    progress(i, record)
+                i += 1
+    except KeyboardInterrupt:
+        if len(records) > checkpointed:
+            _write_checkpoint(out, learner.corrector, base_dir, {**manifest, "episodes": len(records)})
+        raise Interrupted(f"interrupted: {len(records)} finished episodes are saved in {out} (the episode in "
+                          f"progress was discarded); continue with: rmskill finetune {skill_name} --arm {arm_file} "
+                          f"--method {method} --episodes {episodes} --out {out} --resume") from None
     truth = [r["truth"] for r in records if r.get("truth")]
     return {"out": str(out), "method": method, "episodes": len(records),
             "reward_success_rate": float(np.mean([r["success"] for r in records])),

@@ -128,6 +128,8 @@ class Skill(ABC):
         self.policy = policy
         self.residual = residual
         self.manifest = manifest or {}
+        #: Use weights fine-tuned for another arm, model or calibration (``--allow-other-arm``).
+        self.allow_other_arm = False
 
     @property
     def rate_hz(self) -> float:
@@ -211,6 +213,25 @@ class Skill(ABC):
                         "(run 'rmskill calibrate fixture' for sub-millimetre placement)", target, config.name)
         return nominal, "nominal"
 
+    def check_weights(self, arm: Any) -> None:
+        """Refuse weights made for another arm: fine-tuned weights name the arm, its model and the
+        calibration they were tuned on; base weights the arm models they were trained for. A
+        ``SkillError`` in one line unless ``allow_other_arm``."""
+        m, config = self.manifest, arm.config
+        if self.allow_other_arm or not m:
+            return
+        want: dict[str, Any] = {}
+        if "arm" in m:
+            want = {"arm": (m["arm"], config.name), "model": (m.get("arm_model"), config.model),
+                    "calibration": (m.get("calibration_hash"), CalibrationStore(config.name).digest())}
+        elif m.get("arm_models") and config.model not in m["arm_models"]:
+            want = {"model": ("/".join(m["arm_models"]), config.model)}
+        clash = {k: v for k, v in want.items() if v[0] != v[1]}
+        if clash:
+            said = ", ".join(f"{k} {theirs!r} (this arm: {mine!r})" for k, (theirs, mine) in clash.items())
+            raise SkillError(f"{self.name}: these weights were made for {said}; pass --allow-other-arm "
+                             "(allow_other_arm=True) to use them anyway")
+
     def check_start(self, arm: Any, target: str) -> None:
         """Refuse, before anything moves, a start the spec's ``start`` condition rules out.
 
@@ -240,6 +261,7 @@ class Skill(ABC):
         ``SafetyViolation`` stops the arm and is raised with the partial result as ``err.result``.
         """
         base_T_target, source = self.resolve_target(arm, target)
+        self.check_weights(arm)
         self.check_start(arm, target)
         ctx = Context(arm=arm, target=target, base_T_target=base_T_target, target_source=source,
                       start_time=float(arm.state().time))

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from rmskill.learning.corrector import Corrector, CorrectorNet, load_corrector
 from rmskill.learning.episodes import Episode, EpisodeStore
@@ -21,6 +22,7 @@ TOY = SkillSpec(
     action_scale=(1.0, 0.5, 2.0), rate_hz=20.0, fixture_kinds=("rack",), start="empty",
     initial_features=("dx_mm", "dy_mm"), similarity_radius=2.0)
 OBS, ACT = len(TOY.observation), len(TOY.action)
+torch.set_num_threads(1)  # as rmskill finetune runs them: tiny networks, one thread
 START = TOY.initial_columns  # columns 2 and 3
 
 
@@ -52,7 +54,7 @@ def test_corrector_starts_at_zero_and_round_trips(tmp_path):
     c = Corrector.from_net(net)
     obs, base = np.ones(OBS), np.zeros(ACT)
     np.testing.assert_array_equal(c(obs, base), np.zeros(ACT))
-    with __import__("torch").no_grad():
+    with torch.no_grad():
         for p in net.parameters():
             p.add_(0.3)
     c = Corrector.from_net(net)
@@ -155,3 +157,37 @@ def test_off_policy_learners_update_and_stay_bounded(method):
     assert learner.updates > 0 and np.isfinite(learner.last_loss)
     if method == "hybrid":
         assert learner.labels is not None  # the role-model regression term is in the actor loss
+
+
+@pytest.mark.parametrize("method", ["role-model", "residual", "hybrid"])
+def test_replaying_episodes_rebuilds_the_learner_exactly(method):
+    """A resumed fine-tune replays the finished episodes into a fresh learner: it must end where the
+    live one was, and explore the next episodes as the live one would have."""
+    from rmskill.learning.hybrid import HybridConfig, HybridFineTuner
+    from rmskill.learning.residual import ResidualConfig, ResidualFineTuner
+    from rmskill.learning.role_model import RoleModelConfig
+
+    def make():
+        if method == "role-model":
+            return RoleModelFineTuner(OBS, ACT, RoleModelConfig(max_steps=40), seed=4, initial_columns=START)
+        if method == "hybrid":
+            return HybridFineTuner(OBS, ACT, HybridConfig(warmup_episodes=2, role=RoleModelConfig(max_steps=40)),
+                                   seed=4, initial_columns=START)
+        return ResidualFineTuner(OBS, ACT, ResidualConfig(warmup_episodes=2), seed=4)
+
+    rng = np.random.default_rng(5)
+    trials = [episode(rng, float(k % 3) - 1.0, 0.02 * (k % 4), steps=10) for k in range(12)]
+    live, resumed = make(), make()
+    noise_live = []
+    for k, e in enumerate(trials):
+        noise_live.append(live.begin_episode(k))
+        live.end_episode(e)
+    for e in trials[:7]:  # the replay: no begin_episode, no acting
+        resumed.end_episode(e)
+    noise_resumed = []
+    for k, e in enumerate(trials[7:], start=7):
+        noise_resumed.append(resumed.begin_episode(k))
+        resumed.end_episode(e)
+    np.testing.assert_array_equal(np.array(noise_live[7:]), np.array(noise_resumed))
+    for name, value in live.corrector.t.items():
+        np.testing.assert_array_equal(value, resumed.corrector.t[name])

@@ -56,6 +56,6 @@ class HybridFineTuner(ResidualFineTuner):
         loss = super().actor_loss(obs, base)
         if self.labels is not None:
             o, b, y = self.labels
-            i = torch.randint(0, len(o), (self.cfg.batch,))
+            i = torch.randint(0, len(o), (self.cfg.batch,), generator=self.gen)
             loss = loss + self.cfg.bc_weight * torch.mean((self.actor(o[i], b[i]) - y[i]) ** 2)
         return loss

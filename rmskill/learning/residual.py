@@ -93,7 +93,8 @@ class ResidualFineTuner:
 
     def __init__(self, obs_dim: int, act_dim: int, config: ResidualConfig | None = None, seed: int = 0):
         cfg = self.cfg = config or ResidualConfig()
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # the networks' initial weights
+        self.gen = torch.Generator().manual_seed(seed)  # the updates' own draws, independent of other code
         self.seed = seed
         self.rng = np.random.default_rng(seed)  # the updates' draws only: replaying episodes replays them
         self.explore_rng = np.random.default_rng([seed, 0, 1])
@@ -152,7 +153,8 @@ class ResidualFineTuner:
         cfg = self.cfg
         obs, base, corr, ret, obs2, base2, done, discount = self._batch()
         with torch.no_grad():
-            noise = (torch.randn_like(corr) * cfg.target_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
+            noise = (torch.randn(corr.shape, generator=self.gen) * cfg.target_noise).clamp(-cfg.target_noise_clip,
+                                                                                           cfg.target_noise_clip)
             corr2 = (self.actor_target(obs2, base2) + noise).clamp(-cfg.scale, cfg.scale)
             pick = torch.as_tensor(self.rng.choice(cfg.critics, 2, replace=False))
             q2 = self.critic_target(self._features(obs2, base2, corr2))[pick].min(dim=0).values

@@ -143,7 +143,8 @@ class RoleModelFineTuner:
         self.act_dim = act_dim
         self.initial_columns = np.arange(obs_dim) if initial_columns is None else np.asarray(initial_columns)
         self.refiner = refiner
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # the network's initial weights
+        self.gen = torch.Generator().manual_seed(seed)  # the updates' own draws, independent of other code
         self.seed = seed
         self.net = CorrectorNet(obs_dim, act_dim, self.cfg.hidden, self.cfg.scale)
         self.corrector = Corrector.from_net(self.net)
@@ -192,7 +193,7 @@ class RoleModelFineTuner:
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         steps = min(cfg.max_steps, cfg.epochs * -(-len(o) // cfg.batch))
         for _ in range(steps):
-            idx = torch.randint(0, len(o), (cfg.batch,))
+            idx = torch.randint(0, len(o), (cfg.batch,), generator=self.gen)
             loss = torch.mean((self.net(o[idx], b[idx]) - y[idx]) ** 2)
             opt.zero_grad()
             loss.backward()
