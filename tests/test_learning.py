@@ -58,7 +58,6 @@ def test_corrector_starts_at_zero_and_round_trips(tmp_path):
         for p in net.parameters():
             p.add_(0.3)
     c = Corrector.from_net(net)
-    import torch
 
     with torch.no_grad():
         expected = net(torch.as_tensor(obs, dtype=torch.float32)[None], torch.zeros(1, ACT)).numpy()[0]
