@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -13,13 +14,14 @@ from typing import Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rmskill import __version__, registry
 from rmskill.errors import ConfigError, Interrupted, RmskillError
 from rmskill.storage import plain
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="rmskill: precise robot skills on any arm (UR, Franka, MuJoCo).")
 out = Console()
 err_console = Console(stderr=True)
@@ -44,12 +46,40 @@ def _emit_json(data: Any) -> None:
     print(json.dumps(plain(data), indent=2, allow_nan=False, default=float))
 
 
-def _show(data: dict, as_json: bool) -> None:
-    """A result: plain JSON for scripts, highlighted JSON for people."""
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested results as (dotted key, short text) rows."""
+    if isinstance(data, dict):
+        rows: list[tuple[str, str]] = []
+        for key, value in data.items():
+            rows.extend(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return rows
+    if isinstance(data, list) and data and all(isinstance(v, int | float) for v in data):
+        return [(prefix, "[" + ", ".join(_text(v) for v in data) + "]")]
+    if isinstance(data, list) and data and any(isinstance(v, dict | list) for v in data):
+        rows = []
+        for i, value in enumerate(data):
+            rows.extend(_flatten(value, f"{prefix}[{i}]"))
+        return rows
+    return [(prefix, _text(data))]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _show(data: dict, as_json: bool, title: str | None = None) -> None:
+    """A result: only JSON on stdout for scripts (``--json``), a table of its figures for people."""
     if as_json:
         _emit_json(data)
-    else:
-        out.print_json(data=plain(data))
+        return
+    table = Table("", "", title=escape(title) if title else None, show_header=False, box=None, pad_edge=False)
+    for key, value in _flatten(plain(data)):
+        table.add_row(escape(key), escape(value))
+    out.print(table)
 
 
 @app.callback()
@@ -94,24 +124,16 @@ def info(
                 raise ConfigError(f"--render needs a simulated arm; '{arm}' uses driver '{live.config.driver}'")
             live.sim.render(str(render))
         data["render"] = str(render)
-    if as_json:
-        _emit_json(data)
-        return
-    for key, value in data.items():
-        out.print(f"[bold]{key}[/bold]: {value}")
+    _show(data, as_json)
 
 
 @app.command()
 def drivers(as_json: bool = JsonOpt) -> None:
-    """Each backend, gripper and emulator installed, and whether its library imports."""
+    """Each backend, gripper, emulator and skill installed, and whether its libraries really import."""
     rows = []
-    for kind in ("driver", "gripper", "server"):
+    for kind in ("driver", "gripper", "server", "skill"):
         for name, plugin in sorted(registry.available(kind).items()):
-            try:
-                plugin.load()
-                ok, note = True, ""
-            except RmskillError as e:
-                ok, note = False, str(e)
+            ok, note = plugin.check()
             rows.append({"kind": kind, "name": name, "target": plugin.target, "available": ok, "problem": note})
     if as_json:
         _emit_json(rows)
@@ -119,7 +141,7 @@ def drivers(as_json: bool = JsonOpt) -> None:
     table = Table("kind", "name", "available", "entry point / problem")
     for r in rows:
         table.add_row(r["kind"], r["name"], "[green]yes[/green]" if r["available"] else "[red]no[/red]",
-                      r["target"] if r["available"] else r["problem"])
+                      escape(r["target"] if r["available"] else r["problem"]))
     out.print(table)
 
 
@@ -127,24 +149,28 @@ def _report_checks(results: list[dict], as_json: bool, title: str) -> None:
     if as_json:
         _emit_json({"ok": all(r["ok"] for r in results), "checks": results})
     else:
-        table = Table("check", "result", "detail", title=title)
+        table = Table("check", "result", "detail", title=escape(title))
         for r in results:
             verdict = "[green]pass[/green]" if r["ok"] else "[red]FAIL[/red]"
-            table.add_row(r.get("name") or r.get("step", "?"), verdict, r["detail"])
+            table.add_row(escape(r.get("name") or r.get("step", "?")), verdict, escape(r["detail"]))
         out.print(table)
     if not all(r["ok"] for r in results):
         raise typer.Exit(1)
 
 
 @app.command("check-driver")
-def check_driver_cmd(arm_file: Path = typer.Argument(..., help="Arm file of the arm to check."),
+def check_driver_cmd(arm_file: Path | None = typer.Argument(None, help="Arm file of the arm to check (or --arm)."),
+                     arm: Path | None = typer.Option(None, "--arm", help="Arm file of the arm to check."),
                      servo_seconds: float = typer.Option(1.0, "--servo-seconds", help="Servo stream length [s]."),
                      as_json: bool = JsonOpt) -> None:
     """Run the conformance suite against an arm; exit 0 only when every check passes."""
     from rmskill.check import check_driver
 
-    results = [r.as_dict() for r in check_driver(arm_file, servo_seconds)]
-    _report_checks(results, as_json, f"check-driver {arm_file}")
+    path = arm or arm_file
+    if path is None or (arm is not None and arm_file is not None and arm != arm_file):
+        raise ConfigError("check-driver needs one arm file: --arm ARM_FILE (or the file as its argument)")
+    results = [r.as_dict() for r in check_driver(path, servo_seconds)]
+    _report_checks(results, as_json, f"check-driver {path}")
 
 
 @app.command("check-skill")
@@ -194,13 +220,19 @@ def calibrate(
     from rmskill.config import load_arm_config
 
     if procedure == "show":
-        data = show(arm)
-    elif load_arm_config(arm).driver == "mujoco":  # no operator prompts: a spinner is safe
-        with err_console.status(f"calibrating {procedure} on {arm} ..."):
-            data = run_calibration(procedure, arm, fixture=fixture, method=method)
-    else:
-        data = run_calibration(procedure, arm, fixture=fixture, method=method)
-    _show(data, as_json)
+        _show(show(arm), as_json, f"calibration of {arm}")
+        return
+    config = load_arm_config(arm)
+    try:
+        if config.driver == "mujoco":  # no operator prompts: a spinner is safe
+            with err_console.status(f"calibrating {procedure} on {arm} ..."):
+                data = run_calibration(procedure, config, fixture=fixture, method=method)
+        else:
+            data = run_calibration(procedure, config, fixture=fixture, method=method)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: the arm was stopped; the procedure in progress stored nothing (finished "
+                          f"ones are kept; see: rmskill calibrate show --arm {arm})") from None
+    _show(data, as_json, f"calibrate {procedure} on {arm}")
 
 
 @app.command("run")
@@ -216,17 +248,44 @@ def run_skill(
     """Run a skill once on an arm, from where the arm is."""
     from rmskill.evaluate import run_once
 
-    data = run_once(skill, arm, target, weights=weights, settings=_settings(set_), allow_other_arm=allow_other_arm)
-    _show(data, as_json)
+    try:
+        data = run_once(skill, arm, target, weights=weights, settings=_settings(set_),
+                        allow_other_arm=allow_other_arm)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {skill} to '{target}' was stopped and the arm holds where it is") from None
+    _show(data, as_json, f"{skill} to {target}")
     if not data.get("success"):
         raise typer.Exit(1)
 
 
-def _progress(total: int, label: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _progress(label: str):
+    """A live line on stderr: label, bar, done/total, elapsed, remaining, then the run's figures."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
-                    TimeRemainingColumn(), console=err_console, transient=False)
+    return Progress(TextColumn(escape(label)), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=err_console,
+                    transient=False, expand=False)
+
+
+@contextlib.contextmanager
+def _quiet_episodes():
+    """In eval and finetune a safety stop ends one episode and is counted; its warning would drown the
+    live line (``-v`` shows them)."""
+    safety_log = logging.getLogger("rmskill.safety")
+    level = safety_log.level
+    if logging.getLogger().level >= logging.WARNING:
+        safety_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        safety_log.setLevel(level)
 
 
 @app.command("eval")
@@ -248,27 +307,42 @@ def eval_skill(
     loaded = load_skill(skill, weights=weights).configure(**_settings(set_))  # bad input: before the bar
     loaded.allow_other_arm = allow_other_arm
     load_arm_config(arm)
+    from rmskill.evaluate import summarize
+
     results: list[dict] = []
-    with _progress(episodes, "eval") as bar:
-        task = bar.add_task("eval", total=episodes, stats="")
+    try:
+        with _progress("eval") as bar, _quiet_episodes():
+            task = bar.add_task("eval", total=episodes, stats="")
 
-        def tick(i: int, record: dict) -> None:
-            results.append(record)
-            ok = sum(r["success"] for r in results) / len(results)
-            err = np.nanmean([r["translation_error_mm"] for r in results])
-            bar.update(task, advance=1, stats=f"success {ok:.0%}  mean error {err:.3f} mm")
+            def tick(i: int, record: dict) -> None:
+                results.append(record)
+                ok = sum(r["success"] for r in results) / len(results)
+                err = np.nanmean([r["translation_error_mm"] for r in results])
+                bar.update(task, advance=1, stats=f"success {ok:.0%}  mean error {err:.3f} mm")
 
-        data = evaluate(loaded, arm, episodes, seed=seed, progress=tick)
+            data = evaluate(loaded, arm, episodes, seed=seed, progress=tick)
+    except KeyboardInterrupt:
+        if results:
+            _eval_table({"skill": skill, "seed": seed, **summarize(results)}, as_json,
+                        f"{skill} on {arm}: the first {len(results)} of {episodes} episodes")
+        raise Interrupted(f"interrupted after {len(results)} of {episodes} episodes"
+                          + ("; the figures above cover those" if results else "")) from None
+    _eval_table(data, as_json, f"{skill} on {arm}: {episodes} episodes")
+
+
+def _eval_table(data: dict, as_json: bool, title: str) -> None:
     if as_json:
         _emit_json(data)
         return
-    table = Table("metric", "mean", "p50", "p95", "max", title=f"{skill} on {arm}: {episodes} episodes")
+    table = Table("metric", "mean", "p50", "p95", "max", title=escape(title))
     for key in ("translation_error_mm", "rotation_error_deg"):
         s = data[key]
         table.add_row(key, *(f"{s[k]:.3f}" for k in ("mean", "p50", "p95", "max")))
     out.print(table)
     out.print(f"success rate {data['success_rate']:.1%}, peak force mean {data['peak_force_n']['mean']:.1f} N, "
               f"max {data['peak_force_n']['max']:.1f} N")
+    for failure in data["failures"][:10]:
+        out.print(f"  episode {failure['episode'] + 1} ({escape(failure['target'])}): {escape(failure['message'])}")
 
 
 @app.command()
@@ -296,20 +370,31 @@ def finetune(
     load_skill(skill).configure(**changes)
     load_arm_config(arm)
     seen: list[dict] = []
-    with _progress(episodes, f"finetune {method}") as bar:
+    with _progress(f"finetune {method}") as bar, _quiet_episodes():
         task = bar.add_task("finetune", total=episodes, stats="")
 
         def tick(i: int, record: dict) -> None:
             seen.append(record)
             recent = seen[-20:]
             ok = sum(r["success"] for r in recent) / len(recent)
+            reward = np.mean([r["reward"] for r in recent])
             errs = [r["truth"]["translation_error_mm"] for r in recent if r.get("truth")]
-            err = f"  mean error {np.nanmean(errs):.3f} mm" if errs else ""
-            bar.update(task, completed=i + 1, stats=f"episode {i + 1}  success(last 20) {ok:.0%}{err}")
+            err = f"  error {np.nanmean(errs):.3f} mm" if errs else ""
+            bar.update(task, completed=i + 1, stats=f"last 20: success {ok:.0%}  reward {reward:+.3f}{err}")
 
         data = run_finetune(skill, arm, method, episodes, out_dir, resume=resume, reward=reward, seed=seed,
                             progress=tick, settings=settings)
-    _show(data, as_json)
+    if as_json:
+        _emit_json(data)
+        return
+    last = data.get("last_20") or {}
+    summary = {"episodes": data["episodes"], "success (arm-measured reward)": data["reward_success_rate"]}
+    if last:
+        summary.update({"last 20: success (simulator truth)": last["success_rate"],
+                        "last 20: mean error mm": last["translation_error_mm"]["mean"]})
+    _show(summary, False, f"finetune {skill} ({method}) on {arm}")
+    out.print(f"weights: {escape(str(out_dir))} (base.safetensors, residual.safetensors, manifest.json)")
+    out.print(f"try them: rmskill eval {skill} --arm {escape(str(arm))} --weights {escape(str(out_dir))}")
 
 
 @app.command("sim-serve")
@@ -339,9 +424,11 @@ def sim_serve(
 
 def main() -> None:
     """Console entry point: one clear line per error, the traceback only with ``--debug``."""
+    root_flags = ("--debug", "--verbose", "-v")
     debug = "--debug" in sys.argv[1:]
-    if debug:  # accepted anywhere on the line, not only before the command
-        sys.argv = [sys.argv[0], "--debug", *[a for a in sys.argv[1:] if a != "--debug"]]
+    # --debug and -v/--verbose are accepted anywhere on the line, not only before the command.
+    flags = [a for a in sys.argv[1:] if a in root_flags]
+    sys.argv = [sys.argv[0], *flags, *[a for a in sys.argv[1:] if a not in root_flags]]
     try:
         app()  # usage errors and typer.Exit end here as SystemExit with their code
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from rmskill.errors import ConfigError
+from rmskill.errors import ConfigError, RmskillError
 
 GROUPS = {
     "driver": "rmskill.drivers",
@@ -41,6 +41,28 @@ class Plugin:
         if attr and not hasattr(module, attr):
             raise ConfigError(f"{self.kind} '{self.name}': '{module_name}' has no '{attr}' (a broken plugin?)")
         return getattr(module, attr) if attr else module
+
+
+    def check(self) -> tuple[bool, str]:
+        """Whether the plugin loads and every library its module (or the package holding it) declares
+        in ``REQUIRES`` imports: ``(True, "")`` or ``(False, why)``; ``EXTRA`` names the pip extra."""
+        module_name = self.target.partition(":")[0]
+        extra = None
+        try:
+            obj = self.load()
+            module = importlib.import_module(module_name)
+            package = importlib.import_module(module.__package__ or module_name)
+            extra = getattr(module, "EXTRA", getattr(package, "EXTRA", None))
+            for lib in (*getattr(module, "REQUIRES", ()), *getattr(package, "REQUIRES", ())):
+                importlib.import_module(lib)
+        except ImportError as err:
+            hint = f"pip install 'rmskill[{extra}]'" if extra else "pip install --force-reinstall rmskill"
+            return False, f"needs a library that is not installed ({err}); try: {hint}"
+        except RmskillError as err:
+            return False, str(err)
+        except Exception as err:  # a library that is installed but broken
+            return False, f"{type(err).__name__}: {err}"
+        return obj is not None, ""
 
 
 def available(kind: str) -> dict[str, Plugin]:

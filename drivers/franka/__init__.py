@@ -7,4 +7,8 @@ this package can be imported (and the arm file validated) without pylibfranka in
 from rmskill.drivers.franka.arm import FrankaArm, describe_failure
 from rmskill.drivers.franka.options import FrankaOptions, parse_options
 
+#: Libraries this backend needs at run time (``rmskill drivers`` imports them to check).
+EXTRA = "franka"
+REQUIRES = ('pylibfranka',)
+
 __all__ = ["FrankaArm", "FrankaOptions", "describe_failure", "parse_options"]

@@ -7,4 +7,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; read when mujoc
 from rmskill.drivers.mujoco.driver import MujocoArm
 from rmskill.drivers.mujoco.world import SimWorld
 
+#: Libraries this backend needs at run time (``rmskill drivers`` imports them to check).
+REQUIRES = ('mujoco',)
+
 __all__ = ["MujocoArm", "SimWorld"]

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 from rmskill.drivers.robotiq.check import check_gripper
 from rmskill.drivers.robotiq.gripper import RobotiqGripper
 
+#: Libraries this backend needs at run time (``rmskill drivers`` imports them to check).
+REQUIRES = ('serial',)
+
 if TYPE_CHECKING:
     from rmskill.drivers.robotiq.simulator import SimulatedRobotiq
 

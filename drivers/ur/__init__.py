@@ -6,4 +6,8 @@ serves a simulated UR5e on loopback with the interfaces ur_rtde uses.
 
 from rmskill.drivers.ur.driver import URArm
 
+#: Libraries this backend needs at run time (``rmskill drivers`` imports them to check).
+EXTRA = "ur"
+REQUIRES = ('rtde_control', 'rtde_receive')
+
 __all__ = ["URArm"]

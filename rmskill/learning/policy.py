@@ -119,6 +119,9 @@ def load_policy(path: str | Path) -> tuple[MLPPolicy, dict[str, Any]]:
     weights, manifest_path = _resolve(path)
     if not Path(path).exists():
         raise SkillError(f"weights not found: {path} does not exist")
+    if Path(path).is_file() and Path(path).suffix != ".safetensors":
+        raise SkillError(f"weights must be a weights folder (base.safetensors + manifest.json) or its .safetensors "
+                         f"file; {path} is another file")
     for p in (weights, manifest_path):
         if not p.is_file():
             raise SkillError(f"weights not found: {p} does not exist")
