@@ -90,8 +90,8 @@ def test_franka_hand_without_a_gripper_server_says_so_in_one_line():
 
 
 def test_franka_hand_through_pylibfranka_on_franky_sim():
-    pytest.importorskip("franky_sim")
-    pytest.importorskip("pylibfranka")
+    pytest.importorskip("franky_sim", reason="needs the franka-sim extra: pip install -e '.[franka-sim]'")
+    pytest.importorskip("pylibfranka", reason="needs the franka extra: pip install -e '.[franka]'")
     from rmskill.drivers.franka import FrankaArm
     from rmskill.drivers.franka.hand import FrankaHand
     from rmskill.drivers.franka.simulator import FrankySim
@@ -146,7 +146,7 @@ def test_placing_without_a_gripper_is_not_a_success():
 def test_placement_through_ur_rtde_releases_with_the_emulated_robotiq(tmp_path):
     """`rmskill run plate_placement --arm emulated-ur5e.yaml --json` against the emulator: the plate ends
     in the nest, the simulated fingers open, the arm 30 mm above it; the pty link goes with the emulator."""
-    pytest.importorskip("rtde_control")
+    pytest.importorskip("rtde_control", reason="needs the ur extra: pip install -e '.[ur]'")
     pytest.importorskip("rmskill.drivers.mujoco")
     from rmskill.drivers.ur.emulator import Emulator
 
@@ -174,7 +174,7 @@ def test_placement_through_ur_rtde_releases_with_the_emulated_robotiq(tmp_path):
 
 
 def test_tool_io_gripper_through_ur_rtde_drops_the_plate_and_reads_the_object_input(tmp_path):
-    pytest.importorskip("rtde_control")
+    pytest.importorskip("rtde_control", reason="needs the ur extra: pip install -e '.[ur]'")
     pytest.importorskip("rmskill.drivers.mujoco")
     from rmskill.drivers.ur.emulator import EmulatorProcess
     from rmskill.drivers.ur.gripper import URToolIOGripper

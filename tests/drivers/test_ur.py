@@ -1,7 +1,9 @@
-"""The UR backend against our controller emulator on 127.0.0.1, with the unmodified ur_rtde client.
+"""The UR backend against our controller emulator on its own loopback address, with the unmodified
+ur_rtde client.
 
 ur_rtde cannot be pointed at other ports, so the emulator serves the standard ones
-(30004 RTDE, 29999 dashboard, 30003 script) on 127.0.0.1, in a child process (ur_rtde's
+(30004 RTDE, 29999 dashboard, 30003 script) on 127.0.0.71 (its own address: another emulator on
+127.0.0.1, a developer's say, never clashes), in a child process (ur_rtde's
 constructors hold the GIL, so an in-process server would never answer them).
 The emulated arm is the kinematic stand-in (exact, so the tolerances test the protocol);
 set RMSKILL_UR_EMULATOR_BACKEND=mujoco to run everything on the MuJoCo arm instead.
@@ -28,7 +30,7 @@ from rmskill.errors import DriverError
 from rmskill.geometry import Pose
 
 ARM_FILE = Path(__file__).resolve().parents[2] / "examples" / "arms" / "emulated-ur5e.yaml"
-HOST = "127.0.0.1"
+HOST = "127.0.0.71"
 BACKEND = os.environ.get("RMSKILL_UR_EMULATOR_BACKEND", "kinematic")
 
 
@@ -36,6 +38,7 @@ def cell_file(tmp_path: Path) -> Path:
     """emulated-ur5e.yaml with its simulated Robotiq's pty linked under ``tmp_path`` (not /tmp/ttyUR)."""
     data = yaml.safe_load(ARM_FILE.read_text())
     data["gripper"]["port"] = str(tmp_path / "ttyUR")
+    data["host"] = HOST
     path = tmp_path / "emulated-ur5e.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -52,8 +55,8 @@ def emulator(tmp_path):
 def arm(emulator):
     from rmskill.drivers.ur import URArm
 
-    pytest.importorskip("rtde_control")
-    arm = URArm(load_arm_config(ARM_FILE))
+    pytest.importorskip("rtde_control", reason="needs the ur extra: pip install -e '.[ur]'")
+    arm = URArm(load_arm_config(ARM_FILE).with_changes(host=HOST))
     arm.connect()
     yield arm
     arm.close()
@@ -115,7 +118,7 @@ def test_in_process_emulator_serves_rtde_registers_and_scripts_on_chosen_ports()
     from rmskill.drivers.ur.emulator import Emulator
 
     config = load_arm_config(ARM_FILE)
-    with Emulator(config, ports={"rtde": 0, "dashboard": 0, "script": 0}, backend="kinematic") as emu:
+    with Emulator(config, host=HOST, ports={"rtde": 0, "dashboard": 0, "script": 0}, backend="kinematic") as emu:
         assert all(port != DEFAULT_PORTS[name] for name, port in emu.ports.items())
         client, other = RawRTDE(emu.ports["rtde"]), RawRTDE(emu.ports["rtde"])
         assert client.request(rp.REQUEST_PROTOCOL_VERSION, b"\x00\x02") == b"\x01"
@@ -151,7 +154,7 @@ def test_in_process_emulator_serves_rtde_registers_and_scripts_on_chosen_ports()
 
 # --- against the emulator ------------------------------------------------------------------
 def test_emulator_binds_loopback_and_answers_the_dashboard(emulator):
-    assert emulator.host == "127.0.0.1"
+    assert emulator.host == HOST
     assert dashboard("PolyscopeVersion").startswith("URSoftware 5.")
     assert dashboard("get serial number").isdigit()
     assert dashboard("robotmode") == "Robotmode: RUNNING"
@@ -176,7 +179,7 @@ def test_plain_ur_rtde_script_on_the_mujoco_arm():
 
 def test_check_driver_passes_through_ur_rtde_on_the_mujoco_arm(tmp_path):
     """`rmskill check-driver examples/arms/emulated-ur5e.yaml` against `rmskill sim-serve ur` (gripper included)."""
-    pytest.importorskip("rtde_control")
+    pytest.importorskip("rtde_control", reason="needs the ur extra: pip install -e '.[ur]'")
     from rmskill.check import check_driver
 
     cell = cell_file(tmp_path)
@@ -190,7 +193,7 @@ def test_check_driver_passes_through_ur_rtde_on_the_mujoco_arm(tmp_path):
 def test_plate_placement_runs_through_ur_rtde_on_the_mujoco_arm(tmp_path):
     """The skill, unchanged, through URArm -> ur_rtde -> the emulator -> the simulated UR5e, releasing
     the plate with the emulated Robotiq."""
-    pytest.importorskip("rtde_control")
+    pytest.importorskip("rtde_control", reason="needs the ur extra: pip install -e '.[ur]'")
     import rmskill
 
     skill = rmskill.load_skill("plate_placement")
@@ -204,8 +207,8 @@ def test_plate_placement_runs_through_ur_rtde_on_the_mujoco_arm(tmp_path):
 
 def moves_5cm_and_back(tolerance_mm: float) -> None:
     """Plain ur_rtde: read the TCP pose, moveL 5 cm away and back, read it again each time."""
-    rtde_control = pytest.importorskip("rtde_control")
-    rtde_receive = pytest.importorskip("rtde_receive")
+    rtde_control = pytest.importorskip("rtde_control", reason="needs the ur extra: pip install -e '.[ur]'")
+    rtde_receive = pytest.importorskip("rtde_receive", reason="needs the ur extra: pip install -e '.[ur]'")
     tol = tolerance_mm / 1000.0
     receive = rtde_receive.RTDEReceiveInterface(HOST)
     control = rtde_control.RTDEControlInterface(HOST)
@@ -229,8 +232,8 @@ def moves_5cm_and_back(tolerance_mm: float) -> None:
 
 
 def test_plain_ur_rtde_speed_teach_and_kinematics(emulator):
-    rtde_control = pytest.importorskip("rtde_control")
-    rtde_receive = pytest.importorskip("rtde_receive")
+    rtde_control = pytest.importorskip("rtde_control", reason="needs the ur extra: pip install -e '.[ur]'")
+    rtde_receive = pytest.importorskip("rtde_receive", reason="needs the ur extra: pip install -e '.[ur]'")
     receive = rtde_receive.RTDEReceiveInterface(HOST)
     control = rtde_control.RTDEControlInterface(HOST)
     try:
@@ -291,7 +294,7 @@ def test_killing_the_emulator_mid_servo_raises_within_100ms(arm, emulator):
         arm.servo(pose.translated([0.0, 0.0, 0.0001 * i]))
     emulator.kill()
     killed = time.monotonic()
-    with pytest.raises(DriverError, match=re.escape("connection to the UR controller at 127.0.0.1 lost")):
+    with pytest.raises(DriverError, match=re.escape(f"connection to the UR controller at {HOST} lost")):
         for _ in range(500):
             arm.servo(pose)
     assert time.monotonic() - killed < 0.1
@@ -323,9 +326,9 @@ def test_missed_servo_deadline_stops_and_raises(arm):
 def test_connecting_without_a_controller_is_a_clear_error():
     from rmskill.drivers.ur import URArm
 
-    pytest.importorskip("rtde_control")
+    pytest.importorskip("rtde_control", reason="needs the ur extra: pip install -e '.[ur]'")
     with socket.socket() as probe:
         if probe.connect_ex((HOST, DEFAULT_PORTS["rtde"])) == 0:
             pytest.skip("something is listening on the RTDE port")
-    with pytest.raises(DriverError, match=re.escape("cannot connect to the UR controller at 127.0.0.1")):
-        URArm(load_arm_config(ARM_FILE)).connect()
+    with pytest.raises(DriverError, match=re.escape(f"cannot connect to the UR controller at {HOST}")):
+        URArm(load_arm_config(ARM_FILE).with_changes(host=HOST)).connect()
