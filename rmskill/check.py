@@ -42,6 +42,17 @@ def expect(cond: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
+def run_check(results: list[CheckResult], name: str, fn: Callable[[], str]) -> bool:
+    """Run one check: its detail line on success, the failure's one line otherwise; appended to ``results``."""
+    t0 = time.monotonic()
+    try:
+        detail, ok = fn(), True
+    except (CheckFailed, RmskillError) as err:
+        detail, ok = str(err), False
+    results.append(CheckResult(name, ok, detail, round(time.monotonic() - t0, 3)))
+    return ok
+
+
 def _check_state(arm: SafeArm) -> str:
     caps = arm.capabilities
     s0 = arm.state()
@@ -196,12 +207,7 @@ def check_driver(arm_file: str | Path | ArmConfig, servo_seconds: float = 1.0) -
     results: list[CheckResult] = []
 
     def run(name: str, fn: Callable[[], str]) -> bool:
-        t0 = time.monotonic()
-        try:
-            detail, ok = fn(), True
-        except (CheckFailed, RmskillError) as err:
-            detail, ok = str(err), False
-        results.append(CheckResult(name, ok, detail, round(time.monotonic() - t0, 3)))
+        ok = run_check(results, name, fn)
         if not ok and "arm" in holder:
             holder["arm"].recover()  # so one failed check does not fail the rest
         return ok

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rmskill.check import CheckFailed, CheckResult, expect
+from rmskill.check import CheckFailed, CheckResult, expect, run_check
 from rmskill.config import load_arm_config
-from rmskill.errors import ConfigError, RmskillError, SkillError, StartConditionError
+from rmskill.errors import ConfigError, SkillError, StartConditionError
 from rmskill.runner import episode_seed, episode_targets, run_episode
 from rmskill.skill import Skill, SkillResult, load_skill, skill_class
 from rmskill.spec import SkillSpec
@@ -65,13 +64,7 @@ def check_skill(skill: str | Skill | type[Skill], arm_file: str | Path | None = 
     state: dict[str, Any] = {}
 
     def run(name: str, fn: Callable[[], str]) -> bool:
-        t0 = time.monotonic()
-        try:
-            detail, ok = fn(), True
-        except (CheckFailed, RmskillError) as err:
-            detail, ok = str(err), False
-        results.append(CheckResult(name, ok, detail, round(time.monotonic() - t0, 3)))
-        return ok
+        return run_check(results, name, fn)
 
     def _load() -> str:
         cls = skill_class(skill) if isinstance(skill, str) else skill if isinstance(skill, type) else type(skill)
