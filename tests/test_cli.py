@@ -62,3 +62,37 @@ def test_render(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["render"] == str(out)
     assert out.stat().st_size > 10000
+
+
+def test_output_conventions_and_flags_anywhere(tmp_path):
+    """--arm for check-driver, -v after the command, only JSON on stdout with --json, a table otherwise."""
+    r = rmskill("check-driver", "--arm", "examples/arms/sim-ur5e.yaml", "--json", "-v")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ok"]
+    assert "arm stopped" not in r.stderr  # the suite's own expected refusals are not warnings
+    r = rmskill("run", "plate_placement", "--arm", "examples/arms/sim-ur5e.yaml", "--target", "shelf_1")
+    assert r.returncode == 0, r.stderr
+    assert "success" in r.stdout and "True" in r.stdout and not r.stdout.lstrip().startswith("{")
+    r = rmskill("check-driver", "--help")
+    assert "[s]" in r.stdout and "<bool>" not in r.stdout  # units survive, no markup eaten
+    r = rmskill("eval", "plate_placement", "--arm", "examples/arms/sim-ur5e.yaml", "--weights",
+                "examples/arms/sim-ur5e.yaml")
+    assert r.returncode == 1 and "is another file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_in_eval_keeps_the_finished_episodes():
+    import os
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "rmskill.cli", "eval", "plate_placement", "--arm", "examples/arms/sim-ur5e.yaml",
+           "--episodes", "200", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    time.sleep(10)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    report = json.loads(out)
+    done = report["episodes"]
+    assert 1 <= done < 200 and f"interrupted after {done} of 200 episodes" in err
