@@ -67,19 +67,23 @@ def run_arm(arm_file: Path, moves: int, calibrate: bool) -> dict:
 
 
 def table(runs: list[dict], moves: int) -> str:
-    head = (f"| arm | moves ok | drops | jams | move 1 mm / deg | move {moves} mm / deg | mean mm | max mm | "
-            "mean deg | max deg | grasp offset mean mm (true / measured) | wall s |")
-    lines = [head, "|" + " --- |" * 12]
+    head = (f"| arm | moves ok | drops | jams | move 1 mm / deg | move {moves} mm / deg | into move {moves}'s nest: "
+            "first / last mm | mean mm | max mm | mean deg | max deg | mean mm moves 1-10 / last 10 | "
+            "grasp offset mean mm (true / measured) | wall s |")
+    lines = [head, "|" + " --- |" * 14]
     for run in runs:
         rows = run["rows"]
         ok = sum(r["success"] for r in rows)
         mm = np.array([r["mm"] for r in rows])
         deg = np.array([r["deg"] for r in rows])
         first, last = rows[0], rows[-1]
+        same = next(r for r in rows if r["target"] == last["target"])  # errors differ by nest: compare one nest
         lines.append(
             f"| {run['arm']} | {ok}/{moves} | {sum(r['dropped'] for r in rows)} | {sum(r['jammed'] for r in rows)} "
             f"| {first['mm']:.3f} / {first['deg']:.3f} | {last['mm']:.3f} / {last['deg']:.3f} "
+            f"| {same['mm']:.3f} (move {same['move']}) / {last['mm']:.3f} "
             f"| {np.nanmean(mm):.3f} | {np.nanmax(mm):.3f} | {np.nanmean(deg):.3f} | {np.nanmax(deg):.3f} "
+            f"| {np.nanmean(mm[:10]):.3f} / {np.nanmean(mm[-10:]):.3f} "
             f"| {np.nanmean([r['grasp_mm'] for r in rows]):.3f} / "
             f"{np.nanmean([r['grasp_measured_mm'] for r in rows]):.3f} | {run['wall_s']:.0f} |")
     return "\n".join(lines)
