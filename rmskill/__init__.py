@@ -19,7 +19,7 @@ __all__ = [
     "Arm", "ArmState", "CalibrationError", "Capabilities", "ConfigError", "DriverError", "Gripper",
     "GripperState", "Pose", "RmskillError", "SafetyViolation", "SkillError", "StartConditionError", "Wrench",
     "__version__",
-    "connect", "load_skill",
+    "connect", "load_skill", "transfer",
 ]
 
 
@@ -29,4 +29,8 @@ def __getattr__(name: str):
         from rmskill.skill import load_skill
 
         return load_skill
+    if name == "transfer":
+        from rmskill.transfers import transfer
+
+        return transfer
     raise AttributeError(f"module 'rmskill' has no attribute {name!r}")

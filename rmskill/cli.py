@@ -237,20 +237,37 @@ def calibrate(
 
 @app.command("run")
 def run_skill(
-    skill: str = typer.Argument(..., help="Skill name, e.g. plate_placement."),
+    skill: str = typer.Argument(..., help="Skill or transfer name, e.g. plate_placement, plate_transfer."),
     arm: Path = ArmOpt,
-    target: str = typer.Option(..., "--target", help="Fixture name in the arm file."),
+    target: str | None = typer.Option(None, "--target", "--to", help="Fixture name in the arm file."),
+    source: str | None = typer.Option(None, "--from", help="A transfer's source fixture (pick from it)."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
     set_: list[str] | None = SetOpt,
     allow_other_arm: bool = AllowOtherArmOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Run a skill once on an arm, from where the arm is."""
+    """Run a skill once on an arm, from where the arm is; or a transfer (--from A --to B)."""
     from rmskill.evaluate import run_once
 
+    is_transfer = skill in registry.available("transfer")
+    if target is None:
+        raise ConfigError(f"'{skill}' needs {'--to' if is_transfer else '--target'} FIXTURE")
     try:
-        data = run_once(skill, arm, target, weights=weights, settings=_settings(set_),
-                        allow_other_arm=allow_other_arm)
+        if is_transfer:
+            from rmskill.transfers import run_transfer_once
+
+            if source is None:
+                raise ConfigError(f"transfer '{skill}' needs --from FIXTURE and --to FIXTURE")
+            if weights is not None or set_:
+                raise ConfigError(f"transfer '{skill}' runs its skills' shipped weights and settings "
+                                  "(--weights and --set are for one skill)")
+            data = run_transfer_once(skill, arm, source, target)
+        elif source is not None:
+            raise ConfigError(f"--from is for transfers ({', '.join(sorted(registry.available('transfer')))}), "
+                              f"not the skill '{skill}'")
+        else:
+            data = run_once(skill, arm, target, weights=weights, settings=_settings(set_),
+                            allow_other_arm=allow_other_arm)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: {skill} to '{target}' was stopped and the arm holds where it is") from None
     _show(data, as_json, f"{skill} to {target}")

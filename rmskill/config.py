@@ -126,14 +126,14 @@ class SimConfig(_Strict):
         seed: Seeds the simulator's per-episode noise.
         realtime: Each command also waits for the wall clock (time passes on its own, as on hardware).
         plates: Where the labware starts: ``None`` (default) one item in the gripper; a list of
-            fixture names: the item starts seated in that fixture and the gripper is empty (``[]``:
-            nothing in the cell). The simulator holds one item today.
+            fixture names: one item starts seated in each of those fixtures and the gripper is empty
+            (``[]``: nothing in the cell).
         truth: The simulated reality (below).
     """
 
     seed: int = Field(0, ge=0, lt=2**63)
     realtime: bool = False
-    plates: list[str] | None = Field(None, max_length=1)
+    plates: list[str] | None = None
     truth: Truth = Truth()
 
 
@@ -187,7 +187,10 @@ class ArmConfig(_Strict):
             for axis, v, lo, hi in zip("xyz", fixture.pose[:3], box.min, box.max, strict=True):
                 if not lo <= v <= hi:
                     raise ValueError(f"fixture '{name}' {axis}={v} m is outside the workspace [{lo}, {hi}] m")
-        for name in (self.sim.plates or []) if self.sim is not None else []:
+        names = (self.sim.plates or []) if self.sim is not None else []
+        if len(set(names)) != len(names):
+            raise ValueError(f"sim.plates names a fixture twice ({names}); a fixture holds one item")
+        for name in names:
             if name not in self.fixtures:
                 raise ValueError(f"sim.plates names '{name}', which is not a fixture "
                                  f"(fixtures: {', '.join(sorted(self.fixtures)) or 'none'})")

@@ -2,7 +2,8 @@
 
 Groups: ``rmskill.drivers`` (Arm classes), ``rmskill.grippers`` (Gripper classes),
 ``rmskill.servers`` (emulators for ``rmskill sim-serve``: ``serve(config, host=..., stop_event=...)``
-blocking until the event is set), ``rmskill.skills`` (Skill classes).
+blocking until the event is set), ``rmskill.skills`` (Skill classes), ``rmskill.transfers``
+(Transfer classes: a pick skill then a place skill).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ GROUPS = {
     "gripper": "rmskill.grippers",
     "server": "rmskill.servers",
     "skill": "rmskill.skills",
+    "transfer": "rmskill.transfers",
 }
 
 

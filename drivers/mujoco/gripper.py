@@ -76,13 +76,14 @@ class SimGripper(Gripper):
         return held
 
     def _plate_between_pads(self) -> bool:
-        """True when both finger pads touch the plate (contact, not a guess from the width)."""
+        """True when both finger pads touch one plate (contact, not a guess from the width)."""
         m, d = self._arm.model, self._arm.data
-        plate = m.geom("plate").id
         pads = {m.geom("pad_left").id, m.geom("pad_right").id}
-        touching = set()
+        touching: dict[int, set[int]] = {}
+        for geom in self._arm.sim.plate_geoms:
+            touching[geom] = set()
         for c in d.contact[: d.ncon]:
-            pair = {c.geom1, c.geom2}
-            if plate in pair and pair & pads:
-                touching |= pair & pads
-        return touching == pads
+            pair = {int(c.geom1), int(c.geom2)}
+            for plate in pair & touching.keys():
+                touching[plate] |= pair & pads
+        return any(t == pads for t in touching.values())

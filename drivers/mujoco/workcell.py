@@ -74,11 +74,25 @@ def add_gripper(flange, flange_T_tcp: Pose, model_name: str) -> None:
              mass=finger_mass * 0.4)
 
 
-def add_plate(spec: mujoco.MjSpec) -> None:
-    plate = spec.worldbody.add_body(name="plate", pos=[0.3, 0, 0.5])
-    plate.add_freejoint(name="plate")
+def plate_name(index: int) -> str:
+    """Body, joint and box geom name of plate ``index`` (``plate``, ``plate_1``, ...)."""
+    return "plate" if index == 0 else f"plate_{index}"
+
+
+def plate_count(config: ArmConfig) -> int:
+    """Plates the cell is built with: one per ``slot`` fixture plus one for the gripper, so that
+    ``SimWorld.reset`` can lay out any arrangement of the arm file's nests."""
+    slots = sum(f.kind == "slot" for f in config.fixtures.values())
+    listed = len(config.sim.plates or []) if config.sim is not None else 0
+    return 1 + max(slots, listed)
+
+
+def add_plate(spec: mujoco.MjSpec, index: int = 0) -> None:
+    name = plate_name(index)
+    plate = spec.worldbody.add_body(name=name, pos=[0.3, 0.2 * index, 0.5])
+    plate.add_freejoint(name=name)
     _box(plate, [PLATE_LENGTH / 2, PLATE_WIDTH / 2, PLATE_HEIGHT / 2], [0, 0, 0], rgba=RGBA_PLATE,
-         contype=1, conaffinity=1, friction=0.25, name="plate", mass=PLATE_MASS)
+         contype=1, conaffinity=1, friction=0.25, name=name, mass=PLATE_MASS)
     # A1 corner marker, visual only.
     plate.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.008, 0.008, 0.0002],
                    pos=[PLATE_LENGTH / 2 - 0.012, PLATE_WIDTH / 2 - 0.012, -PLATE_HEIGHT / 2 - 0.0002],
@@ -182,7 +196,8 @@ def build_spec(config: ArmConfig, model: ArmModel) -> mujoco.MjSpec:
                     objname="ft")
     spec.add_sensor(name="ft_torque", type=mujoco.mjtSensor.mjSENS_TORQUE, objtype=mujoco.mjtObj.mjOBJ_SITE,
                     objname="ft")
-    add_plate(spec)
+    for index in range(plate_count(config)):
+        add_plate(spec, index)
     for name, fixture in config.fixtures.items():
         if fixture.kind not in FIXTURE_BUILDERS:
             raise DriverError(f"fixture '{name}': the simulator cannot build a '{fixture.kind}' (kinds: "

@@ -82,6 +82,8 @@ class PlacementConfig:
         probe_speed_mm_s, probe_speed_deg_s: Speed of the touch check's moves.
         probe_force_n, probe_torque_nm: Rise of the sensed wall force/torque that means contact.
         probe_rate_hz: Command rate of the touch check (finer than the policy's, for resolution).
+        grasp_x_mm, grasp_y_mm: Where the plate's centre sits in the fingers, in the TCP frame, as a
+            pick measured it: the skill aims the plate, not the TCP, at the nest (0: centred).
     """
 
     action_scale: tuple[float, float, float, float] = (2.0, 2.0, 2.0, 0.5)
@@ -114,6 +116,8 @@ class PlacementConfig:
     probe_force_n: float = 1.5
     probe_torque_nm: float = 0.06
     probe_rate_hz: float = 250.0
+    grasp_x_mm: float = 0.0
+    grasp_y_mm: float = 0.0
 
 
 def yaw_of(pose: Pose) -> float:
@@ -154,6 +158,49 @@ class PlacementObserver:
         return np.array([*meas, *dcmd, *vel, *force, tz, width, phase])
 
 
+def track_force(ctx: Context, state) -> float:
+    """The sensed contact force [N] of ``state``; keeps ``ctx.peak_force``."""
+    force = state.wrench.force_norm if state.wrench is not None else 0.0
+    ctx.peak_force = max(ctx.peak_force, force)
+    return force
+
+
+def approach(ctx: Context, observer: PlacementObserver, goal: Pose, speed: float, accel: float,
+             rate_hz: float) -> None:
+    """Up (if below the goal), across above the nest, then down to ``goal``: minimum-jerk lines at
+    most ``speed`` [m/s] and ``accel`` [m/s^2], streamed at ``rate_hz``; then a short settle."""
+    arm = ctx.arm
+    arm.stop()  # a fresh servo stream from where the arm is
+    ctx.extras.pop("last_goal", None)
+    start = arm.state().base_T_tcp
+    x, y, z, yaw = observer.relative(start)
+    goal_z = observer.relative(goal)[2]
+    height = min(z, goal_z)  # the nest z axis points down: smaller is higher
+    waypoints = [nest_offset(observer.base_T_nest, np.array([x, y, height, yaw])),
+                 nest_offset(observer.base_T_nest, np.array([0.0, 0.0, height, 0.0])), goal]
+    for waypoint in waypoints:
+        line(ctx, waypoint, speed, accel, rate_hz)
+    for _ in range(10):  # settle
+        arm.servo(goal, duration=1.0 / rate_hz)
+
+
+def line(ctx: Context, goal: Pose, speed: float, accel: float, rate_hz: float) -> None:
+    """A minimum-jerk straight line from the last goal (or where the arm is) to ``goal``."""
+    arm = ctx.arm
+    start = ctx.extras.get("last_goal") or arm.state().base_T_tcp
+    ctx.extras["last_goal"] = goal
+    dist = max(start.distance_mm(goal) / 1000.0, math.radians(start.angle_deg(goal)) * 0.1)
+    if dist < 1e-4:
+        return
+    duration = max(math.sqrt(5.77 * dist / accel), 1.875 * dist / speed, 0.1)
+    steps = math.ceil(duration * rate_hz)
+    for i in range(1, steps + 1):
+        s = i / steps
+        arm.servo(start.interpolate(goal, s * s * s * (10 - 15 * s + 6 * s * s)), duration=1.0 / rate_hz)
+        if i % 5 == 0:
+            track_force(ctx, arm.state())
+
+
 class PlatePlacement(Skill):
     """Place the held plate into a fixture's nest: ``skill.run(arm, target="shelf_1")``."""
 
@@ -174,6 +221,8 @@ class PlatePlacement(Skill):
     # --- the phases ---------------------------------------------------------------------
     def execute(self, ctx: Context, act: Actor) -> SkillResult:
         arm, cfg = ctx.arm, self.config
+        if cfg.grasp_x_mm or cfg.grasp_y_mm:  # the TCP pose that puts the plate's centre on the nest
+            ctx.base_T_target = ctx.base_T_target @ Pose([-cfg.grasp_x_mm / 1000.0, -cfg.grasp_y_mm / 1000.0, 0.0])
         observer = PlacementObserver(ctx.base_T_target)
         ctx.extras["observer"] = observer
         gripper_mass, gripper_com = arm.config.gripper.mass, np.asarray(arm.config.gripper.center_of_mass)
@@ -191,41 +240,14 @@ class PlatePlacement(Skill):
             released = not message
         if released is not False:  # a plate the gripper did not let go of stays seated: never drag it out
             arm.move_to(nest_offset(ctx.base_T_target, np.array([0.0, 0.0, -cfg.retreat_mm, 0.0])), speed=0.05)
-            self._track_force(ctx, arm.state())
+            track_force(ctx, arm.state())
         if released:
             message = self._left_behind(ctx)
         return self._result(ctx, seated_rel, message)
 
     def _approach(self, ctx: Context, goal: Pose) -> None:
-        """Up (if below the goal), across above the nest, then down to ``goal``: minimum-jerk lines."""
-        arm = ctx.arm
-        arm.stop()  # a fresh servo stream from where the arm is
-        start = arm.state().base_T_tcp
-        observer = ctx.extras["observer"]
-        x, y, z, yaw = observer.relative(start)
-        goal_z = observer.relative(goal)[2]
-        height = min(z, goal_z)  # the nest z axis points down: smaller is higher
-        waypoints = [nest_offset(ctx.base_T_target, np.array([x, y, height, yaw])),
-                     nest_offset(ctx.base_T_target, np.array([0.0, 0.0, height, 0.0])), goal]
-        for waypoint in waypoints:
-            self._line(ctx, waypoint)
-        for _ in range(10):  # settle
-            arm.servo(goal, duration=1.0 / self.rate_hz)
-
-    def _line(self, ctx: Context, goal: Pose) -> None:
-        arm, cfg = ctx.arm, self.config
-        start = ctx.extras.get("last_goal") or arm.state().base_T_tcp
-        ctx.extras["last_goal"] = goal
-        dist = max(start.distance_mm(goal) / 1000.0, math.radians(start.angle_deg(goal)) * 0.1)
-        if dist < 1e-4:
-            return
-        duration = max(math.sqrt(5.77 * dist / cfg.approach_accel), 1.875 * dist / cfg.approach_speed, 0.1)
-        steps = math.ceil(duration * self.rate_hz)
-        for i in range(1, steps + 1):
-            s = i / steps
-            arm.servo(start.interpolate(goal, s * s * s * (10 - 15 * s + 6 * s * s)), duration=1.0 / self.rate_hz)
-            if i % 5 == 0:
-                self._track_force(ctx, arm.state())
+        approach(ctx, ctx.extras["observer"], goal, self.config.approach_speed, self.config.approach_accel,
+                 self.rate_hz)
 
     def _insert(self, ctx: Context, act: Actor, observer: PlacementObserver,
                 command: np.ndarray) -> tuple[np.ndarray | None, str]:
@@ -237,7 +259,7 @@ class PlatePlacement(Skill):
         quiet = seated = 0
         for _ in range(cfg.max_steps):
             state = arm.state()
-            force = self._track_force(ctx, state)
+            force = track_force(ctx, state)
             obs = observer(state, command, INSERT_PHASE)
             push = -obs[FZ]  # the nest pushes back up (-z in the nest frame) when pressed into it
             ctx.extras["command"] = command
@@ -438,12 +460,6 @@ class PlatePlacement(Skill):
             return (f"the plate came up with the gripper: the wrist feels {carried:.2f} N after the retreat "
                     f"(the plate weighs {weight:.2f} N)")
         return ""
-
-    @staticmethod
-    def _track_force(ctx: Context, state) -> float:
-        force = state.wrench.force_norm if state.wrench is not None else 0.0
-        ctx.peak_force = max(ctx.peak_force, force)
-        return force
 
     def _result(self, ctx: Context, seated_rel: np.ndarray | None, message: str) -> SkillResult:
         arm, cfg = ctx.arm, self.config

@@ -1,0 +1,108 @@
+"""Plate transfers around the nests: does the placement error stay put over many pick-and-place moves?
+
+Each arm file starts with one plate in its first nest (``sim.plates``); the plate then moves around
+the nests (shelf_1 -> shelf_2 -> shelf_3 -> shelf_1 ...) with ``rmskill.transfer`` and nothing
+reset in between. Per arm: moves that succeeded, drops (the plate not in the target nest, or not in
+the gripper after the pick), jams (a stop on force or not seated), and the placement error (the
+simulator's truth) after the first and the last move, mean and max over all moves.
+
+    python benchmarks/bench_transfer.py                                   # sim-ur5e.yaml, sim-fr3.yaml
+    python benchmarks/bench_transfer.py --calibrate examples/arms/sim-ur5e-perturbed.yaml \\
+        examples/arms/sim-fr3-perturbed.yaml                              # rmskill calibrate all first
+
+``--calibrate`` stores each arm's calibration under a temporary ``RMSKILL_HOME`` (unless one is set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ARMS = Path(__file__).resolve().parents[1] / "examples" / "arms"
+
+
+def run_arm(arm_file: Path, moves: int, calibrate: bool) -> dict:
+    import rmskill
+    from rmskill.config import load_arm_config
+    from rmskill.errors import SafetyViolation
+
+    config = load_arm_config(arm_file)
+    nests = config.fixtures_of(("slot",))
+    if calibrate:
+        from rmskill.calibration.run import calibrate as run_calibration
+
+        run_calibration("all", config)
+    config = config.with_changes(sim={"plates": [nests[0]]})
+    rows = []
+    start = time.time()
+    with rmskill.connect(config) as arm:
+        for k in range(moves):
+            source, target = nests[k % len(nests)], nests[(k + 1) % len(nests)]
+            try:
+                result = rmskill.transfer(arm, source, target)
+                message = result.message
+            except SafetyViolation as err:
+                result, message = None, str(err)
+            pick = result.pick if result is not None else None
+            rows.append({
+                "move": k + 1, "source": source, "target": target, "success": bool(result and result.success),
+                "mm": result.translation_error_mm if result else float("nan"),
+                "deg": result.rotation_error_deg if result else float("nan"),
+                "grasp_mm": pick.translation_error_mm if pick else float("nan"),
+                "grasp_measured_mm": (pick.measurements.get("grasp_offset_mm", float("nan")) if pick else float("nan")),
+                "dropped": arm.sim.layout() != [target] or arm.sim.held is not None,
+                "jammed": "safety limit" in message or "not seated" in message or "not out of" in message,
+                "message": message,
+            })
+            if not rows[-1]["success"]:
+                logging.warning("%s move %d %s -> %s: %s", config.name, k + 1, source, target, message)
+                break
+    return {"arm": config.name, "rows": rows, "wall_s": time.time() - start}
+
+
+def table(runs: list[dict], moves: int) -> str:
+    head = (f"| arm | moves ok | drops | jams | move 1 mm / deg | move {moves} mm / deg | into move {moves}'s nest: "
+            "first / last mm | mean mm | max mm | mean deg | max deg | mean mm moves 1-10 / last 10 | "
+            "grasp offset mean mm (true / measured) | wall s |")
+    lines = [head, "|" + " --- |" * 14]
+    for run in runs:
+        rows = run["rows"]
+        ok = sum(r["success"] for r in rows)
+        mm = np.array([r["mm"] for r in rows])
+        deg = np.array([r["deg"] for r in rows])
+        first, last = rows[0], rows[-1]
+        same = next(r for r in rows if r["target"] == last["target"])  # errors differ by nest: compare one nest
+        lines.append(
+            f"| {run['arm']} | {ok}/{moves} | {sum(r['dropped'] for r in rows)} | {sum(r['jammed'] for r in rows)} "
+            f"| {first['mm']:.3f} / {first['deg']:.3f} | {last['mm']:.3f} / {last['deg']:.3f} "
+            f"| {same['mm']:.3f} (move {same['move']}) / {last['mm']:.3f} "
+            f"| {np.nanmean(mm):.3f} | {np.nanmax(mm):.3f} | {np.nanmean(deg):.3f} | {np.nanmax(deg):.3f} "
+            f"| {np.nanmean(mm[:10]):.3f} / {np.nanmean(mm[-10:]):.3f} "
+            f"| {np.nanmean([r['grasp_mm'] for r in rows]):.3f} / "
+            f"{np.nanmean([r['grasp_measured_mm'] for r in rows]):.3f} | {run['wall_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("arms", nargs="*", type=Path,
+                        default=[ARMS / "sim-ur5e.yaml", ARMS / "sim-fr3.yaml"])
+    parser.add_argument("--moves", type=int, default=30)
+    parser.add_argument("--calibrate", action="store_true", help="rmskill calibrate all on each arm first")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("rmskill.safety").setLevel(logging.ERROR)
+    if args.calibrate and "RMSKILL_HOME" not in os.environ:
+        os.environ["RMSKILL_HOME"] = tempfile.mkdtemp(prefix="rmskill-bench-")
+    runs = [run_arm(a, args.moves, args.calibrate) for a in args.arms]
+    print(table(runs, args.moves))
+
+
+if __name__ == "__main__":
+    main()
