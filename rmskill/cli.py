@@ -32,6 +32,10 @@ SetOpt = typer.Option(None, "--set", metavar="KEY=VALUE",
 
 AllowOtherArmOpt = typer.Option(False, "--allow-other-arm",
                                 help="Use weights fine-tuned for another arm, model or calibration.")
+RecordRunOpt = typer.Option(None, "--record", help="Write a video of the simulated run here (.mp4 or .gif; "
+                            "wrist-side and front views); needs the video extra.")
+RecordEvalOpt = typer.Option(None, "--record", help="Write one video per simulated episode into this folder "
+                             "(episode_NNN.mp4); needs the video extra.")
 
 
 def _settings(items: list[str] | None) -> dict[str, Any]:
@@ -211,12 +215,14 @@ def run_skill(
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
     set_: list[str] | None = SetOpt,
     allow_other_arm: bool = AllowOtherArmOpt,
+    record: Path | None = RecordRunOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run a skill once on an arm, from where the arm is."""
     from rmskill.evaluate import run_once
 
-    data = run_once(skill, arm, target, weights=weights, settings=_settings(set_), allow_other_arm=allow_other_arm)
+    data = run_once(skill, arm, target, weights=weights, settings=_settings(set_), allow_other_arm=allow_other_arm,
+                    record=record)
     _show(data, as_json)
     if not data.get("success"):
         raise typer.Exit(1)
@@ -238,6 +244,7 @@ def eval_skill(
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
     set_: list[str] | None = SetOpt,
     allow_other_arm: bool = AllowOtherArmOpt,
+    record: Path | None = RecordEvalOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Evaluate a skill over randomized simulated episodes: success rate and error statistics."""
@@ -258,7 +265,7 @@ def eval_skill(
             err = np.nanmean([r["translation_error_mm"] for r in results])
             bar.update(task, advance=1, stats=f"success {ok:.0%}  mean error {err:.3f} mm")
 
-        data = evaluate(loaded, arm, episodes, seed=seed, progress=tick)
+        data = evaluate(loaded, arm, episodes, seed=seed, progress=tick, record=record)
     if as_json:
         _emit_json(data)
         return
@@ -310,6 +317,43 @@ def finetune(
         data = run_finetune(skill, arm, method, episodes, out_dir, resume=resume, reward=reward, seed=seed,
                             progress=tick, settings=settings)
     _show(data, as_json)
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="A fine-tuning run directory (finetune --out)."),
+    out_file: Path | None = typer.Option(None, "--out", help="HTML page to write (default: RUN_DIR/report.html); "
+                                         "its PNGs go to <name>_files/ beside it."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """A fine-tuning run as a page of plots: success, error, reward, peak force, role-model groups."""
+    from rmskill.report import report
+
+    data = report(run_dir, out_file)
+    if as_json:
+        _emit_json(data)
+        return
+    out.print(f"wrote {data['out']} (open it in a browser) and {len(data['figures'])} PNGs beside it",
+              markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Path = typer.Argument(..., help="A fine-tuning run directory (finetune --out)."),
+    fmt: str = typer.Option("lerobot", "--format", help="Dataset format: lerobot (LeRobot dataset v3.0)."),
+    out_dir: Path = typer.Option(..., "--out", help="Dataset folder to create."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Export a fine-tuning run's episodes as a dataset (features named as the skill declares them)."""
+    from rmskill.export import export
+
+    data = export(run_dir, fmt, out_dir, overwrite=overwrite)
+    if as_json:
+        _emit_json(data)
+        return
+    err_console.print(f"wrote {data['episodes']} episodes ({data['frames']} frames at {data['fps']} Hz) as a "
+                      f"{data['format']} dataset to {data['out']}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("sim-serve")

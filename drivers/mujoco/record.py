@@ -113,6 +113,7 @@ class VideoRecorder:
         self._last = -np.inf
 
     def __enter__(self) -> VideoRecorder:
+        self._next = self._last = float(self.arm.data.time)  # the video starts now
         self.arm.step_hooks.append(self._on_step)
         return self
 
@@ -121,7 +122,7 @@ class VideoRecorder:
 
     def _on_step(self) -> None:
         t = float(self.arm.data.time)
-        if self._next is None or t < self._last:  # the first step, or a reset turned the clock back
+        if self._next is None or t < self._last:  # a reset turned the clock back: the video goes on from here
             self._next = t
         self._last = t
         if t < self._next:
