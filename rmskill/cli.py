@@ -34,6 +34,10 @@ SetOpt = typer.Option(None, "--set", metavar="KEY=VALUE",
 
 AllowOtherArmOpt = typer.Option(False, "--allow-other-arm",
                                 help="Use weights fine-tuned for another arm, model or calibration.")
+RecordRunOpt = typer.Option(None, "--record", help="Write a video of the simulated run here (.mp4 or .gif; "
+                            "wrist-side and front views); needs the video extra.")
+RecordEvalOpt = typer.Option(None, "--record", help="Write one video per simulated episode into this folder "
+                             "(episode_NNN.mp4); needs the video extra.")
 
 
 def _settings(items: list[str] | None) -> dict[str, Any]:
@@ -244,6 +248,7 @@ def run_skill(
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
     set_: list[str] | None = SetOpt,
     allow_other_arm: bool = AllowOtherArmOpt,
+    record: Path | None = RecordRunOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run a skill once on an arm, from where the arm is; or a transfer (--from A --to B)."""
@@ -267,7 +272,7 @@ def run_skill(
                               f"not the skill '{skill}'")
         else:
             data = run_once(skill, arm, target, weights=weights, settings=_settings(set_),
-                            allow_other_arm=allow_other_arm)
+                            allow_other_arm=allow_other_arm, record=record)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: {skill} to '{target}' was stopped and the arm holds where it is") from None
     _show(data, as_json, f"{skill} to {target}")
@@ -314,6 +319,7 @@ def eval_skill(
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: shipped)."),
     set_: list[str] | None = SetOpt,
     allow_other_arm: bool = AllowOtherArmOpt,
+    record: Path | None = RecordEvalOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Evaluate a skill over randomized simulated episodes: success rate and error statistics."""
@@ -331,13 +337,13 @@ def eval_skill(
         with _progress("eval") as bar, _quiet_episodes():
             task = bar.add_task("eval", total=episodes, stats="")
 
-            def tick(i: int, record: dict) -> None:
-                results.append(record)
+            def tick(i: int, row: dict) -> None:
+                results.append(row)
                 ok = sum(r["success"] for r in results) / len(results)
                 err = np.nanmean([r["translation_error_mm"] for r in results])
                 bar.update(task, advance=1, stats=f"success {ok:.0%}  mean error {err:.3f} mm")
 
-            data = evaluate(loaded, arm, episodes, seed=seed, progress=tick)
+            data = evaluate(loaded, arm, episodes, seed=seed, progress=tick, record=record)
     except KeyboardInterrupt:
         if results:
             _eval_table({"skill": skill, "seed": seed, **summarize(results)}, as_json,
@@ -390,8 +396,8 @@ def finetune(
     with _progress(f"finetune {method}") as bar, _quiet_episodes():
         task = bar.add_task("finetune", total=episodes, stats="")
 
-        def tick(i: int, record: dict) -> None:
-            seen.append(record)
+        def tick(i: int, row: dict) -> None:
+            seen.append(row)
             recent = seen[-20:]
             ok = sum(r["success"] for r in recent) / len(recent)
             reward = np.mean([r["reward"] for r in recent])
@@ -412,6 +418,43 @@ def finetune(
     _show(summary, False, f"finetune {skill} ({method}) on {arm}")
     out.print(f"weights: {escape(str(out_dir))} (base.safetensors, residual.safetensors, manifest.json)")
     out.print(f"try them: rmskill eval {skill} --arm {escape(str(arm))} --weights {escape(str(out_dir))}")
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="A fine-tuning run directory (finetune --out)."),
+    out_file: Path | None = typer.Option(None, "--out", help="HTML page to write (default: RUN_DIR/report.html); "
+                                         "its PNGs go to <name>_files/ beside it."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """A fine-tuning run as a page of plots: success, error, reward, peak force, role-model groups."""
+    from rmskill.report import report
+
+    data = report(run_dir, out_file)
+    if as_json:
+        _emit_json(data)
+        return
+    out.print(f"wrote {data['out']} (open it in a browser) and {len(data['figures'])} PNGs beside it",
+              markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Path = typer.Argument(..., help="A fine-tuning run directory (finetune --out)."),
+    fmt: str = typer.Option("lerobot", "--format", help="Dataset format: lerobot (LeRobot dataset v3.0)."),
+    out_dir: Path = typer.Option(..., "--out", help="Dataset folder to create."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Export a fine-tuning run's episodes as a dataset (features named as the skill declares them)."""
+    from rmskill.export import export
+
+    data = export(run_dir, fmt, out_dir, overwrite=overwrite)
+    if as_json:
+        _emit_json(data)
+        return
+    err_console.print(f"wrote {data['episodes']} episodes ({data['frames']} frames at {data['fps']} Hz) as a "
+                      f"{data['format']} dataset to {data['out']}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("sim-serve")

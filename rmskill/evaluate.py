@@ -7,6 +7,7 @@ episode (``rmskill.runner``): the same seed gives the same episodes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -19,7 +20,7 @@ import numpy as np
 from rmskill.config import ArmConfig, load_arm_config
 from rmskill.errors import ConfigError, SkillError
 from rmskill.geometry import Pose
-from rmskill.runner import episode_targets, run_episodes
+from rmskill.runner import episode_targets, run_episode
 from rmskill.skill import Skill, load_skill
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,27 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def recording(arm: Any, path: str | Path | None) -> contextlib.AbstractContextManager:
+    """A video of the simulated arm to ``path`` while open (``arm.sim.record``); nothing when ``path``
+    is None. A real arm has nothing to record from: a ``ConfigError``."""
+    if path is None:
+        return contextlib.nullcontext()
+    record = getattr(arm.sim, "record", None)
+    if record is None:
+        raise ConfigError(f"--record needs a simulated arm that renders; '{arm.config.name}' does not")
+    return record(str(path))
+
+
 def _skill(skill: str | Skill, weights: str | Path | None) -> Skill:
     return skill if isinstance(skill, Skill) else load_skill(skill, weights=weights)
 
 
 def run_once(skill_name: str | Skill, arm_file: str | Path | ArmConfig, target: str,
              weights: str | Path | None = None, settings: dict[str, Any] | None = None,
-             allow_other_arm: bool = False) -> dict[str, Any]:
+             allow_other_arm: bool = False, record: str | Path | None = None) -> dict[str, Any]:
     """Connect the arm, run the skill once to ``target`` from where the arm is; the result as a dict.
+
+    ``record``: write a video of the run there (a simulated arm; ``.mp4`` or ``.gif``).
 
     ``settings`` change the skill's config (``Skill.configure``), e.g. ``{"touch_check": True}``.
     The skill, its weights, the settings and the target are all checked before anything moves; so is
@@ -78,14 +92,17 @@ def run_once(skill_name: str | Skill, arm_file: str | Path | ArmConfig, target: 
         skill.configure(**settings)
     config = load_arm_config(arm_file)
     config.fixture(target)  # ConfigError naming the fixtures, before connecting
-    with connect(config) as arm:
+    with connect(config) as arm, recording(arm, record):
         result = skill.run(arm, target=target)
-    return {"skill": skill.name, "arm": config.name, **result.summary()}
+    data = {"skill": skill.name, "arm": config.name, **result.summary()}
+    if record is not None:
+        data["video"] = str(record)
+    return data
 
 
 def evaluate(skill_name: str | Skill, arm_file: str | Path | ArmConfig, episodes: int, seed: int = 0,
              weights: str | Path | None = None, progress: Callable[[int, dict], None] | None = None,
-             settings: dict[str, Any] | None = None) -> dict[str, Any]:
+             settings: dict[str, Any] | None = None, record: str | Path | None = None) -> dict[str, Any]:
     """Run ``episodes`` randomized simulated episodes; success rate and error statistics.
 
     Args:
@@ -96,6 +113,7 @@ def evaluate(skill_name: str | Skill, arm_file: str | Path | ArmConfig, episodes
         weights: Base-policy weights folder (default: the skill's shipped weights).
         progress: Called after each episode with its index and its result summary.
         settings: Skill settings by name (``Skill.configure``).
+        record: A folder for one video per episode (``episode_NNN.mp4``).
     """
     from rmskill.connect import connect
 
@@ -105,13 +123,16 @@ def evaluate(skill_name: str | Skill, arm_file: str | Path | ArmConfig, episodes
     if settings:
         skill.configure(**settings)
     config = load_arm_config(arm_file)
-    episode_targets(skill, config)  # a ConfigError before connecting
+    targets = episode_targets(skill, config)  # a ConfigError before connecting
     records: list[dict[str, Any]] = []
+    videos = None if record is None else Path(record)
     wall = time.perf_counter()
     with connect(config) as arm:
         if arm.sim is None:
             raise SkillError(f"evaluation needs a simulated arm; '{config.name}' uses driver '{config.driver}'")
-        for ran in run_episodes(skill, arm, range(episodes), seed):
+        for i in range(episodes):
+            with recording(arm, None if videos is None else videos / f"episode_{i + 1:03d}.mp4"):
+                ran = run_episode(skill, arm, i, seed, targets)
             record = ran.result.summary()
             if not ran.started:
                 record["measured_by"] = "simulator truth"

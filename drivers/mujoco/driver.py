@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import mujoco
 import numpy as np
@@ -44,6 +44,8 @@ class MujocoArm(Arm):
         self.data: mujoco.MjData | None = None
         self.fingers = SimGripper(self)  # the simulated plate gripper; ``gripper`` unless the arm file names another
         self.gripper = self.fingers
+        #: Called after each stepped batch (one servo period, a settle): the video recorder's hook.
+        self.step_hooks: list[Callable[[], None]] = []
         self._connected = False
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -115,6 +117,8 @@ class MujocoArm(Arm):
                 time.sleep(ahead)
         if not math.isfinite(self._qpos0[0]):
             raise DriverError("the simulation diverged (non-finite state); reconnect the arm")
+        for hook in self.step_hooks:
+            hook()
 
     def restart_clock(self) -> None:
         """Real time goes on from the simulated time now (after a reset turned the clock back)."""

@@ -275,3 +275,16 @@ class SimWorld:
         from rmskill.drivers.mujoco.render import render_png
 
         render_png(self.arm.model, self.arm.data, path, width, height, camera)
+
+    def record(self, path: str, fps: float = 20.0, width: int = 320, height: int = 240):
+        """A video recorder of the cell (``with sim.record("out.mp4"): ...``): a wrist-side and a front
+        view side by side, ``fps`` frames per simulated second; see ``drivers.mujoco.record``."""
+        from rmskill.drivers.mujoco.record import VideoRecorder
+
+        return VideoRecorder(self.arm, path, fps=fps, width=width, height=height)
+
+    def cameras(self, width: int = 320, height: int = 240):
+        """The recorder's views (wrist-side and front) as one renderer: ``cameras.frame()`` is an RGB array."""
+        from rmskill.drivers.mujoco.record import Cameras
+
+        return Cameras(self.arm, width, height)
