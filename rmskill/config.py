@@ -26,7 +26,7 @@ Vec3 = Annotated[list[Coordinate], Field(min_length=3, max_length=3)]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 #: An arm file larger than this is refused unread [bytes].
 MAX_FILE_BYTES = 128 * 1024
-#: Deepest nesting of mappings and lists an arm file may have.
+#: Deepest level of mappings within mappings and lists an arm file may have.
 MAX_DEPTH = 16
 #: Longest error message (the start is kept).
 MAX_MESSAGE = 300
@@ -120,21 +120,22 @@ class Truth(_Strict):
 
 
 class SimConfig(_Strict):
-    """The simulator's settings.
+    """The simulator's settings: what every simulated backend reads. A backend adds its own keys by
+    subclassing this and naming the subclass in its driver class's ``sim_config``; the arm file's
+    ``sim`` section is validated against the subclass of its driver.
 
     Attributes:
         seed: Seeds the simulator's per-episode noise.
         realtime: Each command also waits for the wall clock (time passes on its own, as on hardware).
-        plates: Where the labware starts: ``None`` (default) one item in the gripper; a list of
-            fixture names: one item starts seated in each of those fixtures and the gripper is empty
-            (``[]``: nothing in the cell).
         truth: The simulated reality (below).
     """
 
     seed: int = Field(0, ge=0, lt=2**63)
     realtime: bool = False
-    plates: list[str] | None = None
     truth: Truth = Truth()
+
+    def check(self, config: ArmConfig) -> None:
+        """Checks against the rest of the arm file (a backend's subclass adds its own; ``ValueError``)."""
 
 
 class Fixture(_Strict):
@@ -187,13 +188,8 @@ class ArmConfig(_Strict):
             for axis, v, lo, hi in zip("xyz", fixture.pose[:3], box.min, box.max, strict=True):
                 if not lo <= v <= hi:
                     raise ValueError(f"fixture '{name}' {axis}={v} m is outside the workspace [{lo}, {hi}] m")
-        names = (self.sim.plates or []) if self.sim is not None else []
-        if len(set(names)) != len(names):
-            raise ValueError(f"sim.plates names a fixture twice ({names}); a fixture holds one item")
-        for name in names:
-            if name not in self.fixtures:
-                raise ValueError(f"sim.plates names '{name}', which is not a fixture "
-                                 f"(fixtures: {', '.join(sorted(self.fixtures)) or 'none'})")
+        if self.sim is not None:
+            self.sim.check(self)
         return self
 
     @property
@@ -234,16 +230,16 @@ def _merge(dst: dict, src: dict) -> None:
             dst[key] = value
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _format_error(err: ValidationError, source: str, prefix: str = "") -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p)[:64] for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
+    loc = prefix + ".".join(str(p)[:64] for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     elif first["type"] == "missing":
         msg = "required key is missing"
     more = f" (and {len(err.errors()) - 1} more problems)" if len(err.errors()) > 1 else ""
-    return f"{source}: key '{loc}': {msg}{more}"
+    return f"{source}: key '{loc}': {msg}{more}" if loc else f"{source}: {msg}{more}"
 
 
 def _one_line(message: str) -> str:
@@ -252,19 +248,36 @@ def _one_line(message: str) -> str:
     return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
 
 
+def _sim_schema(driver: Any) -> type[SimConfig]:
+    """The ``SimConfig`` subclass the arm's driver declares (``sim_config``), else ``SimConfig``."""
+    if not isinstance(driver, str):
+        return SimConfig
+    try:
+        cls = registry.load("driver", driver)
+    except ConfigError:
+        return SimConfig  # the unknown driver is reported with its key by the arm file's own check
+    schema = getattr(cls, "sim_config", SimConfig)
+    return schema if isinstance(schema, type) and issubclass(schema, SimConfig) else SimConfig
+
+
 def parse_arm_config(data: Any, source: str = "arm file") -> ArmConfig:
     if not isinstance(data, dict):
         raise ConfigError(_one_line(f"{source}: expected a mapping of keys, got {type(data).__name__}"))
     try:
+        sim = data.get("sim")
+        if isinstance(sim, dict):  # the simulator section as the arm's driver defines it
+            data = {**data, "sim": _sim_schema(data.get("driver")).model_validate(sim)}
         return ArmConfig.model_validate(data)
     except ValidationError as err:
+        if err.title != ArmConfig.__name__:  # raised by the simulator's own schema
+            raise ConfigError(_one_line(_format_error(err, source, prefix="sim."))) from None
         raise ConfigError(_one_line(_format_error(err, source))) from None
     except (RecursionError, ValueError, OverflowError, TypeError) as err:  # e.g. an integer too long to convert
         raise ConfigError(_one_line(f"{source}: {type(err).__name__}: {err}")) from None
 
 
 class _ArmFileLoader(yaml.SafeLoader):
-    """A ``SafeLoader`` that refuses duplicate keys, anchors, aliases, merge keys, deep nesting, and
+    """A ``SafeLoader`` that refuses duplicate keys, anchors, aliases, merge keys, deep structures, and
     numbers other than plain decimals (no ``0x10``, ``0o7``, ``1_000``, ``1:30``, ``.inf``)."""
 
     def __init__(self, stream: str):
@@ -283,7 +296,7 @@ class _ArmFileLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                raise yaml.composer.ComposerError(None, None, f"more than {MAX_DEPTH} levels deep",
                                                   event.start_mark)
             return super().compose_node(parent, index)
         finally:

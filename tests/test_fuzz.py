@@ -134,7 +134,7 @@ GOOD_TEXT = (ARMS / "sim-ur5e.yaml").read_text()
     ("alias bomb", (GOOD_TEXT + "options:\n  a: &a [x, x]\n  b: [*a, *a]\n").encode(), "anchors"),
     ("hex", GOOD_TEXT.replace("max_force: 60.0", "max_force: 0x10").encode(), "plain decimal"),
     ("not UTF-8", GOOD_TEXT.encode() + b"# \xff\n", "not UTF-8"),
-    ("deep", (GOOD_TEXT + "options: {x: " + "[" * 5000 + "]" * 5000 + "}\n").encode(), "nested deeper"),
+    ("deep", (GOOD_TEXT + "options: {x: " + "[" * 5000 + "]" * 5000 + "}\n").encode(), "levels deep"),
     ("huge integer", GOOD_TEXT.replace("max_force: 60.0", "max_force: " + "9" * 5000).encode(), "plain decimal"),
     ("huge file", (GOOD_TEXT + "#" * 200_000 + "\n").encode(), "larger than"),
 ])

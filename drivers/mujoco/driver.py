@@ -17,6 +17,7 @@ import numpy as np
 
 from rmskill.arm import Arm, ArmState, Capabilities, Wrench
 from rmskill.config import ArmConfig
+from rmskill.drivers.mujoco.config import MujocoSimConfig
 from rmskill.drivers.mujoco.controller import GRAVITY, CartesianImpedance
 from rmskill.drivers.mujoco.gripper import SimGripper
 from rmskill.drivers.mujoco.robots import arm_model
@@ -27,6 +28,9 @@ from rmskill.geometry import Pose
 
 class MujocoArm(Arm):
     """A simulated UR5e or FR3 with a plate gripper in a lab cell. See ``SimWorld`` for truth."""
+
+    #: The arm file's ``sim`` section for this backend.
+    sim_config = MujocoSimConfig
 
     def __init__(self, config: ArmConfig):
         self.config = config
