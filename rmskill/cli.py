@@ -291,9 +291,10 @@ def _progress(label: str):
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn(escape(label)), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=err_console,
-                    transient=False, expand=False)
+    bar = [BarColumn(bar_width=16)] if err_console.width >= 110 else []  # narrow terminals: the figures first
+    return Progress(TextColumn(escape(label)), *bar, MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"),
+                    TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=err_console, transient=False,
+                    expand=False)
 
 
 @contextlib.contextmanager
@@ -341,7 +342,7 @@ def eval_skill(
                 results.append(row)
                 ok = sum(r["success"] for r in results) / len(results)
                 err = np.nanmean([r["translation_error_mm"] for r in results])
-                bar.update(task, advance=1, stats=f"success {ok:.0%}  mean error {err:.3f} mm")
+                bar.update(task, advance=1, stats=f"ok {ok:.0%} mean error {err:.3f} mm")
 
             data = evaluate(loaded, arm, episodes, seed=seed, progress=tick, record=record)
     except KeyboardInterrupt:
@@ -393,7 +394,7 @@ def finetune(
     load_skill(skill).configure(**changes)
     load_arm_config(arm)
     seen: list[dict] = []
-    with _progress(f"finetune {method}") as bar, _quiet_episodes():
+    with _progress("finetune") as bar, _quiet_episodes():
         task = bar.add_task("finetune", total=episodes, stats="")
 
         def tick(i: int, row: dict) -> None:
@@ -402,8 +403,8 @@ def finetune(
             ok = sum(r["success"] for r in recent) / len(recent)
             reward = np.mean([r["reward"] for r in recent])
             errs = [r["truth"]["translation_error_mm"] for r in recent if r.get("truth")]
-            err = f"  error {np.nanmean(errs):.3f} mm" if errs else ""
-            bar.update(task, completed=i + 1, stats=f"last 20: success {ok:.0%}  reward {reward:+.3f}{err}")
+            err = f" err {np.nanmean(errs):.2f}mm" if errs else ""
+            bar.update(task, completed=i + 1, stats=f"last 20: ok {ok:.0%} reward {reward:+.2f}{err}")
 
         data = run_finetune(skill, arm, method, episodes, out_dir, resume=resume, reward=reward, seed=seed,
                             progress=tick, settings=settings)
