@@ -248,6 +248,14 @@ def _one_line(message: str) -> str:
     return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
 
 
+def parse_gripper_config(data: dict[str, Any], source: str = "gripper") -> GripperConfig:
+    """A ``GripperConfig`` from settings given outside an arm file (``check-gripper``); one-line errors."""
+    try:
+        return GripperConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_one_line(_format_error(err, source))) from None
+
+
 def _sim_schema(driver: Any) -> type[SimConfig]:
     """The ``SimConfig`` subclass the arm's driver declares (``sim_config``), else ``SimConfig``."""
     if not isinstance(driver, str):
