@@ -276,6 +276,15 @@ def parse_arm_config(data: Any, source: str = "arm file") -> ArmConfig:
         raise ConfigError(_one_line(f"{source}: {type(err).__name__}: {err}")) from None
 
 
+def parse_gripper_config(options: dict[str, Any], source: str = "gripper options") -> GripperConfig:
+    """A ``GripperConfig`` from ``options``, given outside an arm file (``check-gripper``'s flags);
+    a bad value is a one-line ``ConfigError`` naming ``source`` and the key."""
+    try:
+        return GripperConfig.model_validate(options)
+    except ValidationError as err:
+        raise ConfigError(_one_line(_format_error(err, source))) from None
+
+
 class _ArmFileLoader(yaml.SafeLoader):
     """A ``SafeLoader`` that refuses duplicate keys, anchors, aliases, merge keys, deep structures, and
     numbers other than plain decimals (no ``0x10``, ``0o7``, ``1_000``, ``1:30``, ``.inf``)."""
