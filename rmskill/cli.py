@@ -201,13 +201,14 @@ def check_gripper_cmd(
     """Check a gripper's wiring: activate, close, report, open; exit 0 only when all worked."""
     from rmskill.config import parse_gripper_config
 
+    options = {"driver": driver, "port": port, "model": model, "timeout": timeout}
+    config = parse_gripper_config(options, source="check-gripper")
     plugin = registry.lookup("gripper", driver)
     plugin.load()  # a missing library becomes a clear error here
     checker = getattr(sys.modules[plugin.target.partition(":")[0]], "check_gripper", None)
     if checker is None:
         raise ConfigError(f"gripper driver '{driver}' has no check procedure")
-    results = checker(parse_gripper_config({"driver": driver, "port": port, "model": model, "timeout": timeout},
-                                           f"check-gripper {driver}"))
+    results = checker(config)
     _report_checks(results, as_json, f"check-gripper {driver} on {port}")
 
 

@@ -248,14 +248,6 @@ def _one_line(message: str) -> str:
     return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
 
 
-def parse_gripper_config(data: dict[str, Any], source: str = "gripper") -> GripperConfig:
-    """A ``GripperConfig`` from settings given outside an arm file (``check-gripper``); one-line errors."""
-    try:
-        return GripperConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_one_line(_format_error(err, source))) from None
-
-
 def _sim_schema(driver: Any) -> type[SimConfig]:
     """The ``SimConfig`` subclass the arm's driver declares (``sim_config``), else ``SimConfig``."""
     if not isinstance(driver, str):
@@ -282,6 +274,15 @@ def parse_arm_config(data: Any, source: str = "arm file") -> ArmConfig:
         raise ConfigError(_one_line(_format_error(err, source))) from None
     except (RecursionError, ValueError, OverflowError, TypeError) as err:  # e.g. an integer too long to convert
         raise ConfigError(_one_line(f"{source}: {type(err).__name__}: {err}")) from None
+
+
+def parse_gripper_config(options: dict[str, Any], source: str = "gripper options") -> GripperConfig:
+    """A ``GripperConfig`` from ``options``, given outside an arm file (``check-gripper``'s flags);
+    a bad value is a one-line ``ConfigError`` naming ``source`` and the key."""
+    try:
+        return GripperConfig.model_validate(options)
+    except ValidationError as err:
+        raise ConfigError(_one_line(_format_error(err, source))) from None
 
 
 class _ArmFileLoader(yaml.SafeLoader):

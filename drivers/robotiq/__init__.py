@@ -12,7 +12,7 @@ from rmskill.drivers.robotiq.check import check_gripper
 from rmskill.drivers.robotiq.gripper import RobotiqGripper
 
 #: Libraries this backend needs at run time (``rmskill drivers`` imports them to check).
-REQUIRES = ('serial',)
+REQUIRES = ('serial', 'minimalmodbus')
 
 if TYPE_CHECKING:
     from rmskill.drivers.robotiq.simulator import SimulatedRobotiq

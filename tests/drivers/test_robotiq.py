@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
+import select
+import struct
+import threading
 import time
+import tty
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import serial
@@ -49,28 +55,83 @@ def raw(sim: SimulatedRobotiq) -> Iterator[serial.Serial]:
         yield port
 
 
+def read_request(slave: int, function: int, address: int, count: int) -> bytes:
+    """A 0x03/0x04 request frame, as a master sends it."""
+    return modbus.with_crc(struct.pack(">BBHH", slave, function, address, count))
+
+
+def write_request(slave: int, address: int, values: list[int]) -> bytes:
+    """A 0x10 request frame writing ``values`` from ``address``."""
+    body = struct.pack(f">BBHHB{len(values)}H", slave, 0x10, address, len(values), 2 * len(values), *values)
+    return modbus.with_crc(body)
+
+
+@contextmanager
+def peer(reply: bytes) -> Iterator[tuple[str, list[bytes]]]:
+    """A pseudo-terminal whose far end records the first request and answers it with ``reply``."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    requests: list[bytes] = []
+
+    def answer() -> None:
+        if select.select([master], [], [], 2.0)[0]:
+            time.sleep(0.01)  # the whole request
+            requests.append(os.read(master, 512))
+            os.write(master, reply)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        yield os.ttyname(slave), requests
+    finally:
+        thread.join(2.0)
+        os.close(master)
+        os.close(slave)
+
+
 # --- frames ----------------------------------------------------------------------------------------
 def test_crc_known_vectors() -> None:
     assert modbus.crc16(b"123456789") == 0x4B37  # CRC-16/MODBUS check value
     assert modbus.crc16(b"") == 0xFFFF
     # Frames printed in the 2F-85/2F-140 manual's Modbus RTU example.
-    assert modbus.read_request(9, 0x04, 0x07D0, 3) == bytes.fromhex("09 04 07 D0 00 03 B1 CE")
-    activate = bytes.fromhex("09 10 03 E8 00 03 06 00 00 00 00 00 00 73 30")
-    assert modbus.write_request(9, 0x03E8, [0, 0, 0]) == activate
+    assert read_request(9, 0x04, 0x07D0, 3) == bytes.fromhex("09 04 07 D0 00 03 B1 CE")
     for reply in ("09 04 06 F9 00 00 00 0D 00 17 AA", "09 04 06 B9 00 00 FF BD 00 5C 9A"):
         assert modbus.crc_ok(bytes.fromhex(reply))
     assert not modbus.crc_ok(bytes.fromhex("09 04 06 B9 00 00 FF BD 00 5C 9B"))
 
 
-def test_status_decodes_the_manual_example() -> None:
-    request = modbus.read_request(9, 0x04, STATUS_ADDRESS, 3)
-    regs = modbus.parse_reply(request, bytes.fromhex("09 04 06 B9 00 00 FF BD 00 5C 9A"))
+def test_driver_sends_the_manuals_frames_and_decodes_its_status() -> None:
+    with peer(bytes.fromhex("09 04 06 B9 00 00 FF BD 00 5C 9A")) as (port, requests):
+        client = ModbusRtuClient(port, 9, 115200, TIMEOUT)
+        client.open()
+        regs = client.read_registers(modbus.READ_INPUT_REGISTERS, STATUS_ADDRESS, 3)
+        client.close()
+    assert requests == [bytes.fromhex("09 04 07 D0 00 03 B1 CE")]
     status = Status.from_registers(regs)
     assert (status.act, status.gto, status.sta, status.obj) == (True, True, 3, 2)
     assert (status.fault, status.position_echo, status.position) == (0, 0xFF, 0xBD)
     assert Status.from_registers(status.to_registers()) == status
     command = Command(act=True, gto=True, position=200, speed=128, force=7)
     assert Command.from_registers(command.to_registers()) == command
+    activate = bytes.fromhex("09 10 03 E8 00 03 06 00 00 00 00 00 00 73 30")
+    assert write_request(9, 0x03E8, [0, 0, 0]) == activate
+    with peer(bytes.fromhex("09 10 03 E8 00 03 01 30")) as (port, requests):
+        client = ModbusRtuClient(port, 9, 115200, TIMEOUT)
+        client.open()
+        client.write_registers(REQUEST_ADDRESS, [0, 0, 0])
+        client.close()
+    assert requests == [activate]
+
+
+def test_a_reply_cut_short_times_out() -> None:
+    with peer(bytes.fromhex("09 04 06 B9 00")) as (port, _):
+        client = ModbusRtuClient(port, 9, 115200, TIMEOUT)
+        client.open()
+        start = time.monotonic()
+        with pytest.raises(DriverError, match=rf"did not answer within the {TIMEOUT:g} s timeout \(an incomplete"):
+            client.read_registers(modbus.READ_INPUT_REGISTERS, STATUS_ADDRESS, 3)
+        assert time.monotonic() - start < TIMEOUT + MARGIN
+        client.close()
 
 
 def test_scaling_to_bytes() -> None:
@@ -119,10 +180,10 @@ def test_bad_arguments_send_nothing(sim: SimulatedRobotiq, gripper: RobotiqGripp
         RobotiqGripper(config(sim.port, max_width=0.1))
 
 
-def test_corrupted_reply_raises_crc_mismatch(sim: SimulatedRobotiq, gripper: RobotiqGripper) -> None:
+def test_corrupted_reply_raises_a_checksum_error(sim: SimulatedRobotiq, gripper: RobotiqGripper) -> None:
     sim.corrupt_crc = True
     start = time.monotonic()
-    with pytest.raises(DriverError, match="CRC mismatch"):
+    with pytest.raises(DriverError, match="bad Modbus reply: Checksum error"):
         gripper.state()
     assert time.monotonic() - start < TIMEOUT + MARGIN
 
@@ -153,11 +214,11 @@ def test_fault_register_raises(sim: SimulatedRobotiq, gripper: RobotiqGripper) -
     assert not gripper.state().object_detected
 
 
-def test_modbus_exception_names_the_code(sim: SimulatedRobotiq) -> None:
+def test_modbus_exception_is_named(sim: SimulatedRobotiq) -> None:
     client = ModbusRtuClient(sim.port, 9, 115200, TIMEOUT)
     client.open()
     try:
-        with pytest.raises(DriverError, match=r"exception code 0x02 \(illegal data address\)"):
+        with pytest.raises(DriverError, match="Modbus exception: Slave reported illegal data address"):
             client.read_registers(modbus.READ_INPUT_REGISTERS, 0x0100, 3)
         assert len(client.read_registers(modbus.READ_HOLDING_REGISTERS, REQUEST_ADDRESS, 3)) == 3
     finally:
@@ -166,7 +227,7 @@ def test_modbus_exception_names_the_code(sim: SimulatedRobotiq) -> None:
 
 # --- the simulator ---------------------------------------------------------------------------------
 def test_simulator_drops_a_frame_with_a_bad_crc(sim: SimulatedRobotiq, raw: serial.Serial) -> None:
-    frame = bytearray(modbus.read_request(9, 0x04, STATUS_ADDRESS, 3))
+    frame = bytearray(read_request(9, 0x04, STATUS_ADDRESS, 3))
     frame[-1] ^= 0x01
     raw.write(bytes(frame))
     assert raw.read(5) == b""
@@ -174,16 +235,16 @@ def test_simulator_drops_a_frame_with_a_bad_crc(sim: SimulatedRobotiq, raw: seri
 
 
 def test_simulator_ignores_other_slaves(sim: SimulatedRobotiq, raw: serial.Serial) -> None:
-    raw.write(modbus.read_request(3, 0x04, STATUS_ADDRESS, 3))
+    raw.write(read_request(3, 0x04, STATUS_ADDRESS, 3))
     assert raw.read(5) == b""
 
 
 @pytest.mark.parametrize(
     ("request_frame", "code"),
     [
-        (modbus.read_request(9, 0x04, REQUEST_ADDRESS, 3), modbus.ILLEGAL_DATA_ADDRESS),
-        (modbus.read_request(9, 0x03, STATUS_ADDRESS + 1, 3), modbus.ILLEGAL_DATA_ADDRESS),
-        (modbus.write_request(9, STATUS_ADDRESS, [0, 0, 0]), modbus.ILLEGAL_DATA_ADDRESS),
+        (read_request(9, 0x04, REQUEST_ADDRESS, 3), modbus.ILLEGAL_DATA_ADDRESS),
+        (read_request(9, 0x03, STATUS_ADDRESS + 1, 3), modbus.ILLEGAL_DATA_ADDRESS),
+        (write_request(9, STATUS_ADDRESS, [0, 0, 0]), modbus.ILLEGAL_DATA_ADDRESS),
         (modbus.with_crc(bytes([9, 0x06, 0x03, 0xE8, 0, 1])), modbus.ILLEGAL_FUNCTION),
     ],
 )
@@ -195,7 +256,7 @@ def test_simulator_answers_bad_requests_with_exceptions(
 
 
 def test_simulator_echoes_writes(raw: serial.Serial) -> None:
-    request = modbus.write_request(9, REQUEST_ADDRESS, Command(act=True).to_registers())
+    request = write_request(9, REQUEST_ADDRESS, Command(act=True).to_registers())
     raw.write(request)
     assert raw.read(8) == modbus.write_reply(9, REQUEST_ADDRESS, 3)
 
@@ -233,3 +294,21 @@ def test_check_gripper_command_line_against_the_simulated_device() -> None:
     report = json.loads(r.stdout)
     assert report["ok"] and [c["step"] for c in report["checks"]] == ["connect", "close", "report", "open"]
     assert "object detected" in report["checks"][2]["detail"]
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "1e308", "nan", "61"])
+def test_check_gripper_refuses_a_bad_timeout_in_one_line(timeout: str) -> None:
+    from rmskill.config import parse_gripper_config
+
+    with pytest.raises(ConfigError, match=r"^check-gripper: key 'timeout': [^\n]+$"):
+        parse_gripper_config({"driver": "robotiq", "port": "/dev/ttyUSB0", "timeout": float(timeout)}, "check-gripper")
+
+
+def test_check_gripper_command_line_refuses_timeout_zero_in_one_line() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "rmskill.cli", "check-gripper", "robotiq", "--port", "/dev/ttyUSB0",
+                        "--timeout", "0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert (r.stdout + r.stderr).strip() == "error: check-gripper: key 'timeout': Input should be greater than 0"
