@@ -235,7 +235,7 @@ class SimWorld:
         arm = self.arm
         m, d = arm.model, self._scratch
         n = arm.arm_model.dof
-        d.qpos[:] = arm.data.qpos
+        d.qpos[:] = arm.model.qpos0  # not the live state: the solution must not depend on what ran before
         d.qpos[:n] = q0
         tcp = self.flange_T_tcp() if true_tcp else arm.flange_T_tcp
         lo, hi = m.jnt_range[:n, 0], m.jnt_range[:n, 1]
