@@ -11,6 +11,10 @@ simulator's truth) after the first and the last move, mean and max over all move
         examples/arms/sim-fr3-perturbed.yaml                              # rmskill calibrate all first
 
 ``--calibrate`` stores each arm's calibration under a temporary ``RMSKILL_HOME`` (unless one is set).
+``--seed N`` replaces the arm file's ``sim.seed`` (where the first plate rests, the noise). The A/Bs:
+``--no-handoff`` places without the grasp offset the pick measured (the placement aims the TCP);
+``--touch-centre`` lets each placement find the nest's walls with the held plate and release it at
+the centre it found (``plate_placement``'s ``touch_check`` and ``touch_centre``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,23 @@ import numpy as np
 ARMS = Path(__file__).resolve().parents[1] / "examples" / "arms"
 
 
-def run_arm(arm_file: Path, moves: int, calibrate: bool) -> dict:
+def make_transfer(handoff: bool, touch_centre: bool):
+    """``plate_transfer`` as the A/B asks: with or without the handoff, with or without touch centring."""
+    from rmskill.skill import load_skill
+    from rmskill.skills.plate_pick.transfer import PlateTransfer
+
+    class Blind(PlateTransfer):
+        def handoff(self, pick_result, place):
+            return place
+
+    place = load_skill("plate_placement")
+    if touch_centre:
+        place.configure(touch_check=True, touch_centre=True)
+    return (PlateTransfer if handoff else Blind)(place=place)
+
+
+def run_arm(arm_file: Path, moves: int, calibrate: bool, seed: int | None = None, handoff: bool = True,
+            touch_centre: bool = False) -> dict:
     import rmskill
     from rmskill.config import load_arm_config
     from rmskill.errors import SafetyViolation
@@ -38,14 +58,15 @@ def run_arm(arm_file: Path, moves: int, calibrate: bool) -> dict:
         from rmskill.calibration.run import calibrate as run_calibration
 
         run_calibration("all", config)
-    config = config.with_changes(sim={"plates": [nests[0]]})
+    config = config.with_changes(sim={"plates": [nests[0]]} | ({} if seed is None else {"seed": seed}))
+    moved = make_transfer(handoff, touch_centre)
     rows = []
     start = time.time()
     with rmskill.connect(config) as arm:
         for k in range(moves):
             source, target = nests[k % len(nests)], nests[(k + 1) % len(nests)]
             try:
-                result = rmskill.transfer(arm, source, target)
+                result = moved.run(arm, source, target)
                 message = result.message
             except SafetyViolation as err:
                 result, message = None, str(err)
@@ -63,7 +84,9 @@ def run_arm(arm_file: Path, moves: int, calibrate: bool) -> dict:
             if not rows[-1]["success"]:
                 logging.warning("%s move %d %s -> %s: %s", config.name, k + 1, source, target, message)
                 break
-    return {"arm": config.name, "rows": rows, "wall_s": time.time() - start}
+    variant = ("" if handoff else " no handoff") + (" touch centre" if touch_centre else "")
+    name = config.name + ("" if seed is None else f" seed {seed}") + variant
+    return {"arm": name, "rows": rows, "wall_s": time.time() - start}
 
 
 def table(runs: list[dict], moves: int) -> str:
@@ -95,12 +118,22 @@ def main() -> None:
                         default=[ARMS / "sim-ur5e.yaml", ARMS / "sim-fr3.yaml"])
     parser.add_argument("--moves", type=int, default=30)
     parser.add_argument("--calibrate", action="store_true", help="rmskill calibrate all on each arm first")
+    parser.add_argument("--seed", type=int, nargs="*", default=[None], help="sim.seed values (default the arm file's)")
+    parser.add_argument("--no-handoff", action="store_true", help="place without the measured grasp offset")
+    parser.add_argument("--touch-centre", action="store_true", help="release each plate at the touched nest centre")
     args = parser.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # the policies are tiny; leave the cores to the simulator
+    except ImportError:
+        pass
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("rmskill.safety").setLevel(logging.ERROR)
     if args.calibrate and "RMSKILL_HOME" not in os.environ:
         os.environ["RMSKILL_HOME"] = tempfile.mkdtemp(prefix="rmskill-bench-")
-    runs = [run_arm(a, args.moves, args.calibrate) for a in args.arms]
+    runs = [run_arm(a, args.moves, args.calibrate and k == 0, seed, not args.no_handoff, args.touch_centre)
+            for a in args.arms for k, seed in enumerate(args.seed)]
     print(table(runs, args.moves))
 
 

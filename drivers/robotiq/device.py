@@ -71,6 +71,17 @@ class SimulatedDevice:
             self.position = float(width_to_position(width, self.spec.stroke))
             self._last = time.monotonic()
 
+    def meet_object(self, width: float) -> None:
+        """An object the fingers met at ``width`` [m] (a simulator's contact): from now on closing fingers
+        stop there, and fingers closing past it stop on it and report it (gOBJ = 2)."""
+        with self._lock:
+            self._advance(time.monotonic())
+            self.object_width = width
+            obstacle = float(width_to_position(width, self.spec.stroke))
+            cmd = self.command
+            if self.sta == STA_ACTIVATED and cmd.gto and cmd.position > obstacle and self.position >= obstacle:
+                self.position, self.obj = obstacle, OBJ_CONTACT_CLOSING
+
     def width(self) -> float:
         """The fingers' opening now [m]."""
         with self._lock:

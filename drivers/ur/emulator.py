@@ -25,9 +25,11 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from rmskill.arm import Arm
 from rmskill.config import ArmConfig, load_arm_config
+from rmskill.errors import ConfigError
 
 from . import dashboard, script_server
 from .controller import Controller
@@ -49,21 +51,29 @@ def make_arm(config: ArmConfig, backend: str = "auto") -> Arm:
 
     ``auto`` takes the MuJoCo arm when it imports and builds, else the kinematic stand-in.
     The emulator steps the arm itself in real time, so the simulator is not asked to.
+    ``options.emulator_plates`` (fixture names) lays the simulated cell out as the MuJoCo arm's
+    ``sim.plates`` does: a plate seated in each, the gripper empty; default one plate in the gripper.
     """
     backend = str(config.options.get("emulator_backend", backend)) if backend == "auto" else backend
+    plates = config.options.get("emulator_plates")
     if backend in ("auto", "mujoco"):
         try:
             from rmskill.drivers.mujoco import MujocoArm  # type: ignore[attr-defined]
 
-            sim_config = config.with_changes(driver="mujoco", sim={"realtime": False})
+            sim: dict[str, Any] = {"realtime": False} if plates is None else {"realtime": False, "plates": plates}
+            sim_config = config.with_changes(driver="mujoco", sim=sim)
             arm: Arm = MujocoArm(sim_config)
             arm.connect()
             log.info("emulator arm: MujocoArm (%s)", config.model)
             return arm
+        except ConfigError:  # a bad emulator_plates: say so, whichever backend was asked for
+            raise
         except Exception as err:  # the simulator is optional here
             if backend == "mujoco":
                 raise
             log.info("MujocoArm not available (%s); using the kinematic stand-in", err)
+    if plates is not None:
+        log.warning("options.emulator_plates is ignored: the kinematic stand-in has no plates")
     arm = KinematicArm(config)
     arm.connect()
     return arm

@@ -84,9 +84,12 @@ class RobotiqTool:
                  f", linked at {self.link}" if self.link else "")
 
     def step(self) -> None:
-        held = self.fingers.follow(self.sim.device.drive_width())
-        if not held and self.sim.device.object_width is not None:
-            self.sim.device.object_width = None  # the plate is gone: closing fingers now meet nothing
+        device = self.sim.device
+        held = self.fingers.follow(device.drive_width())
+        if not held and device.object_width is not None:
+            device.object_width = None  # the plate is gone: closing fingers now meet nothing
+        elif held and device.object_width is None:  # the fingers closed on a plate: the device stops on it
+            device.meet_object(self.fingers.width(device.width()))
 
     def stop(self) -> None:
         self.sim.stop()

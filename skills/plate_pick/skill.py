@@ -271,7 +271,11 @@ class PlatePick(Skill):
 
     @staticmethod
     def _width_mm(arm) -> float:
+        """The fingers' opening [mm]: the arm's reading, else the gripper's own (a Robotiq on a UR), else
+        the plate's width (a gripper that reports none)."""
         width = arm.state().gripper_width
+        if width is None and arm.gripper is not None:
+            width = arm.gripper.state().width
         return HELD_WIDTH_MM if width is None else float(width) * 1000.0
 
     # --- the contract: episodes and outcome ------------------------------------------------

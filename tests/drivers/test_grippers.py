@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 import yaml
 
 import rmskill
-from rmskill.config import load_arm_config
+from rmskill.config import load_arm_config, parse_arm_config
 from rmskill.connect import connect_gripper
 from rmskill.errors import ConfigError, DriverError
 from rmskill.evaluate import random_start
@@ -190,3 +191,34 @@ def test_tool_io_gripper_through_ur_rtde_drops_the_plate_and_reads_the_object_in
         assert opened.width == pytest.approx(0.104) and not opened.object_detected
         closed = arm.gripper.close()  # the plate fell: nothing to hold
         assert closed.width == 0.0 and not closed.object_detected
+
+
+def test_the_emulated_robotiq_stops_on_a_plate_it_closes_on_and_reports_it(tmp_path):
+    """options.emulator_plates lays the emulated cell out (a plate in shelf_1, the gripper empty); closing
+    the Robotiq around that plate stops its fingers on the plate (gOBJ = 2, about the plate's width), as a
+    pick through the emulator needs; a fixture that is not the arm's is a ConfigError."""
+    pytest.importorskip("rmskill.drivers.mujoco")
+    from rmskill.drivers.robotiq.registers import OBJ_CONTACT_CLOSING, Command
+    from rmskill.drivers.ur.emulator import Emulator, make_arm
+
+    data = yaml.safe_load(emulated_cell(tmp_path, "127.0.0.85").read_text())
+    data["options"]["emulator_plates"] = ["shelf_1"]
+    config = parse_arm_config(data)
+    arm = make_arm(config, "mujoco")
+    assert arm.sim.layout() == ["shelf_1"] and arm.sim.held is None
+    arm.sim.reset(tcp_pose=config.fixture("shelf_1"), plates=["shelf_1"])  # the fingers around the seated plate
+    with Emulator(config, host=config.host, arm=arm) as emu:
+        device = emu.controller.tool.sim.device
+        device.write(0, Command(act=True).to_registers())
+        time.sleep(0.3)  # activation
+        device.write(0, Command(act=True, gto=True, position=255, speed=255, force=50).to_registers())
+        deadline = time.monotonic() + 5.0
+        while device.obj != OBJ_CONTACT_CLOSING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with emu.controller.lock:
+            held, width = arm.sim.held, device.width()
+    assert device.obj == OBJ_CONTACT_CLOSING  # the device says "object" instead of closing to 0 mm
+    assert width * 1000.0 == pytest.approx(85.48, abs=1.5) and held is not None
+    data["options"]["emulator_plates"] = ["shelf_9"]
+    with pytest.raises(ConfigError, match="shelf_9"):
+        make_arm(parse_arm_config(data), "mujoco")
