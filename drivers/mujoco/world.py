@@ -26,8 +26,11 @@ class SimWorld:
         seed = arm.config.sim.seed if arm.config.sim else 0
         self.rng = np.random.default_rng(seed)
         m = arm.model
-        self._plate_q = m.joint("plate").qposadr[0]
-        self._plate_v = m.joint("plate").dofadr[0]
+        # The labware the gripper holds: the plate, or in a tube cell (``gripper.model: tube``) the tube.
+        self.item = "tube" if arm.config.gripper.model == "tube" else "plate"
+        self.held_geom = "tube_grip" if self.item == "tube" else "plate"  # what the finger pads touch
+        self._plate_q = m.joint(self.item).qposadr[0]
+        self._plate_v = m.joint(self.item).dofadr[0]
         self._tcp_true = m.site("tcp_true").id
         self._scratch = mujoco.MjData(m)
         self.grasp: Pose | None = None  # true tcp_T_plate of the current episode
@@ -102,7 +105,12 @@ class SimWorld:
         if plate:
             self.grasp = self.sample_grasp()
             self._set_plate(self.tcp_pose() @ self.grasp)
-            self._close_fingers_on_plate()
+            if self.item == "tube":
+                from rmskill.drivers.mujoco.tube import close_fingers_on_tube
+
+                close_fingers_on_tube(self)
+            else:
+                self._close_fingers_on_plate()
             self.holding(True)
         else:
             self.holding(False)
@@ -114,13 +122,17 @@ class SimWorld:
 
     def holding(self, held: bool) -> None:
         """Record whether the plate is in the gripper; the controller carries its weight if so."""
+        from rmskill.drivers.mujoco.tube import TUBE_LENGTH, TUBE_MASS
         from rmskill.drivers.mujoco.workcell import PLATE_MASS
 
         ctrl = self.arm.ctrl
         if held:
             self.grasp = self.tcp_pose().inverse() @ self.plate_pose()
             flange_T_plate = self.flange_T_tcp() @ self.grasp
-            ctrl.extra_payload, ctrl.extra_com = PLATE_MASS, np.array(flange_T_plate.xyz)
+            mass, com = PLATE_MASS, np.array(flange_T_plate.xyz)
+            if self.item == "tube":
+                mass, com = TUBE_MASS, np.array((flange_T_plate @ Pose([0.0, 0.0, -TUBE_LENGTH / 2])).xyz)
+            ctrl.extra_payload, ctrl.extra_com = mass, com
         else:
             self.grasp = None
             ctrl.extra_payload = 0.0
