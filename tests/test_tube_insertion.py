@@ -31,9 +31,9 @@ def test_rack_geometry_names_holes_and_refuses_others():
     rack = RackGeometry.from_fixture("rack_1", {"rows": 4, "columns": 6, "pitch": 0.02})
     assert rack.holes()[:3] == ["A1", "A2", "A3"] and rack.holes()[-1] == "D6" and len(rack.holes()) == 24
     assert rack.hole_xy("B3") == pytest.approx([0.04, 0.02])
-    with pytest.raises(ConfigError, match="no hole 'E1'.*A1 to D6"):
+    with pytest.raises(ConfigError, match=r"no hole 'E1'.*A1 to D6"):
         rack.hole_xy("E1")
-    with pytest.raises(ConfigError, match="unknown rack geometry \\['diameter'\\]"):
+    with pytest.raises(ConfigError, match=r"unknown rack geometry \[.diameter.\]"):
         RackGeometry.from_fixture("rack_1", {"diameter": 0.016})
 
 
@@ -63,7 +63,7 @@ def test_the_cell_holds_a_tube_by_friction():
 def test_one_insertion_on_the_nominal_cell(skill):
     with rmskill.connect(UR5E) as arm:
         ran = run_episode(skill, arm, 7, 0, episode_targets(skill, arm.config))
-        lateral, tilt, short = tube_error(arm.sim, ran.target)
+        _, tilt, short = tube_error(arm.sim, ran.target)
         assert not arm.gripper.state().object_detected  # released
     result = ran.result
     assert result.success, result.message

@@ -24,8 +24,9 @@ NAME = "tube_insertion"
 
 
 def _row(arm: str, seed: int, stage: str, result: dict, **extra) -> dict:
+    lateral = result["translation_error_mm"]
     return {"arm": arm, "seed": seed, "stage": stage, "success_rate": result["success_rate"],
-            "lateral_mm": result["translation_error_mm"]["mean"], "lateral_p95_mm": result["translation_error_mm"]["p95"],
+            "lateral_mm": lateral["mean"], "lateral_p95_mm": lateral["p95"],
             "tilt_deg": result["rotation_error_deg"]["mean"], "peak_force_n": result["peak_force_n"]["max"],
             "duration_s": result["duration_s"]["mean"], "failures": [f["message"] for f in result["failures"]], **extra}
 

@@ -9,7 +9,18 @@ import numpy as np
 
 from rmskill.calibration.rack_geometry import rack_of
 from rmskill.skill import Context
-from rmskill.skills.tube_insertion.skill import COMMAND_DELTA, DEPTH, FZ, POSE, InsertionConfig, Z
+from rmskill.skills.tube_insertion.skill import (
+    COMMAND_DELTA,
+    DEPTH,
+    FX,
+    FY,
+    FZ,
+    POSE,
+    TX,
+    TY,
+    InsertionConfig,
+    Z,
+)
 
 
 class InsertionExpert:
@@ -18,17 +29,19 @@ class InsertionExpert:
     Attributes:
         gain: Fraction of the remaining lateral and tilt error of the command corrected per step.
         integral: Fraction of the command's tracking offset (measured minus commanded) removed per step.
-        lead_in_mm: Height of the tip above the top surface [mm] below which it steers laterally by
-            the truth (above it, it aims where the arm believes the hole is, as the student must).
-        tilt_in_mm: Depth of the tip in the hole [mm] from which it levels the tube by the truth.
+        lead_in_mm: Height of the tip above the top surface [mm] below which it slows down.
+        contact_n, contact_nm: Sensed force [N] and moment about the tip [Nm] above which it steers
+            by the truth: laterally once the tube touches something, the tilt once a moment shows.
+            Without contact it aims where the arm believes the hole is and keeps the tilt, as the
+            student must (what it cannot sense, the student could only learn as a bias).
         push_n: Downward force it holds once the tube is on the floor [N].
     """
 
     def __init__(self, config: InsertionConfig | None = None, gain: float = 0.3, integral: float = 0.1,
-                 lead_in_mm: float = 2.0, tilt_in_mm: float = 1.5, push_n: float = 5.0):
+                 lead_in_mm: float = 2.0, contact_n: float = 1.0, contact_nm: float = 0.02, push_n: float = 5.0):
         self.config = config or InsertionConfig()
         self.gain, self.integral = gain, integral
-        self.lead_in_mm, self.tilt_in_mm, self.push_n = lead_in_mm, tilt_in_mm, push_n
+        self.lead_in_mm, self.contact_n, self.contact_nm, self.push_n = lead_in_mm, contact_n, contact_nm, push_n
 
     def goal(self, ctx: Context) -> np.ndarray:
         """The measured-TCP command (hole frame: mm, deg) that puts the true tip on the true hole
@@ -44,10 +57,10 @@ class InsertionExpert:
     def __call__(self, obs: np.ndarray, ctx: Context) -> np.ndarray:
         g = self.goal(ctx)
         z = obs[Z]
-        if z < -self.lead_in_mm:
+        if np.linalg.norm(obs[[FX, FY, FZ]]) < self.contact_n:
             g[:2] = 0.0
-        if z < self.tilt_in_mm:
-            g[3:] = 0.0
+        if np.hypot(obs[TX], obs[TY]) < self.contact_nm:
+            g[3:] = (obs[POSE] + obs[COMMAND_DELTA])[3:]  # keep the commanded tilt
         e = g - obs[POSE]
         e_cmd = g - (obs[POSE] + obs[COMMAND_DELTA])
         d = np.zeros(5)

@@ -100,8 +100,10 @@ class InsertionConfig:
     settle_steps: int = 10
     comply_mm_per_n: float = 0.01
     comply_deadband_n: float = 1.0
-    comply_deg_per_nm: float = 2.0
-    comply_deadband_nm: float = 0.01
+    comply_deg_per_nm: float = 0.5
+    comply_deadband_nm: float = 0.02
+    comply_max_mm: float = 0.1
+    comply_max_deg: float = 0.05
     lead_mm: float = 2.5
     inside_mm: float = 1.5
     rim_push_n: float = 2.0
@@ -320,10 +322,12 @@ class TubeInsertion(Skill):
         magnitude = float(np.hypot(*lateral))
         if magnitude > cfg.comply_deadband_n:
             out[:2] = cfg.comply_mm_per_n * lateral * (1.0 - cfg.comply_deadband_n / magnitude)
+            out[:2] *= min(1.0, cfg.comply_max_mm / float(np.hypot(*out[:2])))
         moment = obs[[TX, TY]]
         size = float(np.hypot(*moment))
         if inside and size > cfg.comply_deadband_nm:
             out[3:] = cfg.comply_deg_per_nm * moment * (1.0 - cfg.comply_deadband_nm / size)
+            out[3:] *= min(1.0, cfg.comply_max_deg / float(np.hypot(*out[3:])))
         return out
 
     def _seated(self, ctx: Context, obs: np.ndarray) -> dict[str, float]:
