@@ -11,7 +11,8 @@ surface, z down into the holes, x along the rows), found by touching it with the
   tilted in the fingers) reads off to one side, then to the other, and the mean cancels it.
 - The two centres give the rack's position and its yaw; the plane its height and tilt.
 
-The tube must be in the gripper (``rmskill calibrate fixture --fixture rack_1`` with a tube held).
+The operator puts a tube into the gripper first (``Operator.load_gripper``; the simulated operator
+grips a fresh one at the arm's home: a TCP calibration before may have shaken the last one loose).
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ def touch_rack(arm: Arm, name: str, nominal: Pose, settings: object, operator: O
     if not arm.capabilities.senses_wrench or arm.state().wrench is None:
         raise CalibrationError(f"touching rack '{name}' needs wrist force sensing, and this "
                                f"{arm.capabilities.model} arm does not sense it: use method='teach'")
+    operator.load_gripper(arm, "a tube")
     gripper = getattr(arm, "gripper", None)
     if gripper is not None and not gripper.state().object_detected:
         raise CalibrationError(f"calibrating rack '{name}' touches it with a held tube, and the gripper holds "
@@ -177,7 +179,12 @@ def touch_rack(arm: Arm, name: str, nominal: Pose, settings: object, operator: O
     tube = _Tube(arm, nominal)
     holes = ["A1", rack.holes()[-1]]
     above = -0.03
-    tube.move(np.array([0.0, 0.0, above]), 0.0, speed=0.1)
+    # Up first (the tube must not sweep through the rack), across above it, then down.
+    here = tube.measured()
+    high = min(float(here[2]), -0.08)
+    tube.move(np.array([here[0], here[1], high]), 0.0, speed=0.02)  # turning gently: the tube is held by friction
+    for waypoint in (np.array([0.0, 0.0, high]), np.array([0.0, 0.0, above])):
+        tube.move(waypoint, 0.0, speed=0.1)
     # Height: three touches of the top surface, each beside a corner hole, away from the grid.
     clear = rack.radius + rack.chamfer + 0.0015
     corners = [np.array([0.0, 0.0]), np.array([(rack.columns - 1) * rack.pitch, 0.0]),
