@@ -351,8 +351,15 @@ def _teach(arm: Arm, name: str, nominal: Pose, operator: Operator, span: float =
     return FixtureResult(name, pose, "teach", 0.0, pose.distance_mm(nominal), pose.angle_deg(nominal))
 
 
+def _touch_rack(arm: Arm, name: str, nominal: Pose, settings: TouchOff, operator: Operator) -> FixtureResult:
+    """A tube rack, touched with the held tube (``rmskill.calibration.rack``)."""
+    from rmskill.calibration.rack import touch_rack
+
+    return touch_rack(arm, name, nominal, settings, operator)
+
+
 #: Touch-off procedure per fixture kind (``Fixture.kind`` in the arm file). ``teach`` serves every kind.
-TOUCH_PROCEDURES = {"slot": _touch_off}
+TOUCH_PROCEDURES = {"slot": _touch_off, "rack": _touch_rack}
 
 
 def calibrate_fixture(arm: Arm, name: str, nominal: Pose, method: str | None = None,

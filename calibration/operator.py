@@ -31,6 +31,9 @@ class Operator(Protocol):
     def clear_gripper(self, arm: Arm) -> None:
         """Take any plate out of the gripper."""
 
+    def load_gripper(self, arm: Arm, item: str) -> None:
+        """Put ``item`` (e.g. "a tube") into the gripper, firmly, at the arm's home."""
+
     def touch_pivot(self, arm: Arm, mark: str, tool_point: np.ndarray, index: int, hint: str) -> None:
         """Put ``tool_point`` (a mark of the tool, TCP frame [m]) on the fixed pivot, in a new
         orientation (the ``index``-th); return once it is there."""
@@ -54,6 +57,11 @@ class ConsoleOperator:
 
     def clear_gripper(self, arm: Arm) -> None:
         self._ask("Take any plate out of the gripper, keep the cell clear, then press Enter ")
+
+    def load_gripper(self, arm: Arm, item: str) -> None:
+        gripper = getattr(arm, "gripper", None)
+        if gripper is None or not gripper.state().object_detected:
+            self._ask(f"Put {item} into the gripper, then press Enter ")
 
     def _guided(self, arm: Arm, message: str) -> None:
         arm.freedrive(True)
@@ -104,6 +112,11 @@ class SimOperator:
     def clear_gripper(self, arm: Arm) -> None:
         sim = self._world(arm)
         sim.reset(plate=False, q=np.array(arm.state().q))
+        arm.stop()
+
+    def load_gripper(self, arm: Arm, item: str) -> None:
+        """A freshly gripped item, the arm at home (as an episode starts)."""
+        self._world(arm).reset(plate=True)
         arm.stop()
 
     def _noise(self, arm: Arm) -> np.ndarray:

@@ -91,7 +91,8 @@ def run_once(skill_name: str | Skill, arm_file: str | Path | ArmConfig, target: 
     if settings:
         skill.configure(**settings)
     config = load_arm_config(arm_file)
-    config.fixture(target)  # ConfigError naming the fixtures, before connecting
+    if target not in skill.targets(config):  # a skill's own targets (e.g. a rack's holes) are not fixtures
+        config.fixture(target)  # ConfigError naming the fixtures, before connecting
     with connect(config) as arm, recording(arm, record):
         result = skill.run(arm, target=target)
     data = {"skill": skill.name, "arm": config.name, **result.summary()}

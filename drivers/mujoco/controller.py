@@ -73,7 +73,10 @@ class CartesianImpedance:
         return jac[:, : self.dof]
 
     def reset_feedforward(self) -> None:
+        """Forget the previous target (no velocity feed-forward on the next step) and the cached
+        null-space projector, so that an episode started from the same state replays exactly."""
         self._prev_pos = None
+        self._null = None
 
     def compute(self, data: mujoco.MjData) -> np.ndarray:
         """Joint torques [Nm] for the current state (call after ``mj_step1``)."""

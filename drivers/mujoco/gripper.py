@@ -16,10 +16,16 @@ if TYPE_CHECKING:
 class SimGripper(Gripper):
     """Two coupled fingers, force-limited; the arm holds its pose while the fingers move."""
 
-    max_width = 2 * FINGER_OPEN
-
     def __init__(self, arm: MujocoArm):
         self._arm = arm
+        self._open = FINGER_OPEN  # inner pad face at full opening, from the centre [m] (the model's, once built)
+
+    @property
+    def max_width(self) -> float:
+        m = self._arm.model
+        if m is not None:
+            self._open = float(m.body("finger_left").pos[1])
+        return 2 * self._open
 
     def _finger_q(self) -> np.ndarray:
         m, d = self._arm.model, self._arm.data
@@ -29,7 +35,7 @@ class SimGripper(Gripper):
         """Distance between the finger pads [m]."""
         if self._arm.data is None:
             return self.max_width
-        return float(2 * FINGER_OPEN - self._finger_q().sum())
+        return float(self.max_width - self._finger_q().sum())
 
     def state(self) -> GripperState:
         d = self._arm.data
@@ -43,7 +49,7 @@ class SimGripper(Gripper):
         """Drive both fingers to ``width`` [m]; returns once they stop (at the width or an object)."""
         arm = self._arm
         arm._require()
-        goal = float(np.clip(FINGER_OPEN - width / 2.0, 0.0, FINGER_STROKE))
+        goal = float(np.clip(self.max_width / 2.0 - width / 2.0, 0.0, FINGER_STROKE))
         finger_speed = (speed or 0.1) / 2.0  # each finger covers half the width change
         if force is not None:
             arm.model.actuator_forcerange[arm._fingers] = [-force, force]
@@ -66,7 +72,7 @@ class SimGripper(Gripper):
     def follow(self, width: float) -> None:
         """Set the fingers' target opening [m] without stepping the simulation, for a controller that
         steps the arm itself (the UR emulator's tool follows its gripper's finger position this way)."""
-        self._arm.data.ctrl[self._arm._fingers] = float(np.clip(FINGER_OPEN - width / 2.0, 0.0, FINGER_STROKE))
+        self._arm.data.ctrl[self._arm._fingers] = float(np.clip(self.max_width / 2.0 - width / 2.0, 0.0, FINGER_STROKE))
 
     def update_holding(self) -> bool:
         """Tell the world whether the plate is held (both pads touch it); returns that."""

@@ -12,6 +12,7 @@ import mujoco
 import numpy as np
 
 from rmskill.config import ArmConfig
+from rmskill.drivers.mujoco import tube
 from rmskill.drivers.mujoco.robots import ArmModel, add_arm
 from rmskill.errors import DriverError
 from rmskill.geometry import Pose
@@ -44,8 +45,14 @@ def _box(body, half, pos, quat=(1, 0, 0, 0), rgba=RGBA_NEST, contype=2, conaffin
     body.add_geom(**kwargs)
 
 
-def add_gripper(flange, flange_T_tcp: Pose, model_name: str) -> None:
-    """A parallel plate gripper: palm on the flange, two fingers sliding along the tool y axis."""
+def add_gripper(flange, flange_T_tcp: Pose, model_name: str, open_: float = FINGER_OPEN,
+                pads: tuple[float, float, float] = (PAD_TOP, PAD_BOTTOM, PAD_HALF_X), pad_affinity: int = 1) -> None:
+    """A parallel plate gripper: palm on the flange, two fingers sliding along the tool y axis.
+
+    ``open_``: inner pad face from the centre with the fingers open [m]; ``pads``: the pads' top and
+    bottom along the tool z and half width along x, TCP frame [m]; ``pad_affinity``: what they touch.
+    """
+    pad_top, pad_bottom, pad_half_x = pads
     grip = flange.add_body(name="gripper", pos=flange_T_tcp.xyz.tolist(), quat=flange_T_tcp.wxyz.tolist())
     grip.add_site(name="tcp_true", size=[0.004, 0, 0], rgba=[1, 0, 0, 1])
     # Force/torque sensor frame at the flange, expressed in the gripper body.
@@ -60,17 +67,17 @@ def add_gripper(flange, flange_T_tcp: Pose, model_name: str) -> None:
     _box(grip, [0.03, 0.065, palm_half_z], [0, 0, palm_z], rgba=RGBA_GRIPPER, contype=0, conaffinity=0,
          mass=palm_mass)
     for side, sign in (("left", 1.0), ("right", -1.0)):
-        finger = grip.add_body(name=f"finger_{side}", pos=[0, sign * FINGER_OPEN, 0])
+        finger = grip.add_body(name=f"finger_{side}", pos=[0, sign * open_, 0])
         finger.add_joint(name=f"finger_{side}", type=mujoco.mjtJoint.mjJNT_SLIDE, axis=[0, -sign, 0],
                          range=[0, FINGER_STROKE], limited=mujoco.mjtLimited.mjLIMITED_TRUE, damping=5.0,
                          armature=0.01)
         # Upper finger (clear of the plate) and the rubber pad that touches the plate side.
-        reach = (depth - 2 * palm_half_z + PAD_TOP) / 2  # from the palm down to the pad
-        _box(finger, [0.012, 0.004, reach], [0, sign * 0.006, PAD_TOP - reach], rgba=RGBA_GRIPPER,
+        reach = (depth - 2 * palm_half_z + pad_top) / 2  # from the palm down to the pad
+        _box(finger, [0.012, 0.004, reach], [0, sign * 0.006, pad_top - reach], rgba=RGBA_GRIPPER,
              contype=0, conaffinity=0, mass=finger_mass * 0.6)
-        pad_half_z = (PAD_BOTTOM - PAD_TOP) / 2
-        _box(finger, [PAD_HALF_X, 0.003, pad_half_z], [0, sign * 0.003, PAD_TOP + pad_half_z],
-             rgba=[0.1, 0.1, 0.1, 1], contype=1, conaffinity=1, friction=1.2, name=f"pad_{side}",
+        pad_half_z = (pad_bottom - pad_top) / 2
+        _box(finger, [pad_half_x, 0.003, pad_half_z], [0, sign * 0.003, pad_top + pad_half_z],
+             rgba=[0.1, 0.1, 0.1, 1], contype=1, conaffinity=pad_affinity, friction=1.2, name=f"pad_{side}",
              mass=finger_mass * 0.4)
 
 
@@ -142,7 +149,7 @@ def add_nest(spec: mujoco.MjSpec, name: str, base_T_fixture: Pose) -> None:
 
 
 
-def add_shelf_slot(spec: mujoco.MjSpec, name: str, base_T_fixture: Pose) -> None:
+def add_shelf_slot(spec: mujoco.MjSpec, name: str, base_T_fixture: Pose, geometry: dict | None = None) -> None:
     """A ``slot`` fixture: an SBS nest on a shelf board with a leg (board and leg visual only)."""
     add_nest(spec, name, base_T_fixture)
     under = base_T_fixture.apply([0.0, 0.0, PLATE_HEIGHT / 2 + 0.008 + 0.01])
@@ -152,8 +159,9 @@ def add_shelf_slot(spec: mujoco.MjSpec, name: str, base_T_fixture: Pose) -> None
          conaffinity=0)
 
 
-#: Builder per arm-file fixture kind: ``build(spec, name, true base_T_fixture)``.
-FIXTURE_BUILDERS = {"slot": add_shelf_slot}
+#: Builder per arm-file fixture kind: ``build(spec, name, true base_T_fixture, geometry)``.
+FIXTURE_BUILDERS = {"slot": add_shelf_slot, "rack": tube.add_rack}
+
 
 def build_spec(config: ArmConfig, model: ArmModel) -> mujoco.MjSpec:
     """The whole cell for one arm file, with ``sim.truth`` applied."""
@@ -178,7 +186,12 @@ def build_spec(config: ArmConfig, model: ArmModel) -> mujoco.MjSpec:
 
     flange = add_arm(spec, model)
     flange_T_tcp_true = config.flange_T_tcp @ Pose.from_ur(truth.tcp_error)
-    add_gripper(flange, flange_T_tcp_true, model.name)
+    holds_tube = config.gripper.model == "tube"  # tube fingers, and a tube in place of the plate
+    if holds_tube:
+        add_gripper(flange, flange_T_tcp_true, model.name, tube.TUBE_OPEN,
+                    (tube.TUBE_PAD_TOP, tube.TUBE_PAD_BOTTOM, tube.TUBE_PAD_HALF_X), pad_affinity=4)
+    else:
+        add_gripper(flange, flange_T_tcp_true, model.name)
     for side in ("left", "right"):
         act = spec.add_actuator(name=f"finger_{side}", target=f"finger_{side}", trntype=mujoco.mjtTrn.mjTRN_JOINT)
         act.set_to_position(kp=2000.0, kv=60.0)
@@ -196,13 +209,17 @@ def build_spec(config: ArmConfig, model: ArmModel) -> mujoco.MjSpec:
                     objname="ft")
     spec.add_sensor(name="ft_torque", type=mujoco.mjtSensor.mjSENS_TORQUE, objtype=mujoco.mjtObj.mjOBJ_SITE,
                     objname="ft")
-    for index in range(plate_count(config)):
-        add_plate(spec, index)
+    if holds_tube:
+        tube.add_tube(spec)
+    else:
+        for index in range(plate_count(config)):
+            add_plate(spec, index)
     for name, fixture in config.fixtures.items():
         if fixture.kind not in FIXTURE_BUILDERS:
             raise DriverError(f"fixture '{name}': the simulator cannot build a '{fixture.kind}' (kinds: "
                               f"{', '.join(sorted(FIXTURE_BUILDERS))})")
-        FIXTURE_BUILDERS[fixture.kind](spec, name, config.fixture(name) @ truth.fixture_error_for(name))
+        FIXTURE_BUILDERS[fixture.kind](spec, name, config.fixture(name) @ truth.fixture_error_for(name),
+                                       fixture.geometry)
     # Stiff, well-damped contacts: as stiff as the time step allows, so a 40 N grip or a plate
     # pressed into its seat sinks in by micrometres, not millimetres.
     for geom in spec.geoms:

@@ -30,10 +30,15 @@ class SimWorld:
         m = arm.model
         from rmskill.drivers.mujoco.workcell import plate_count, plate_name
 
-        names = [plate_name(i) for i in range(plate_count(arm.config))]
+        # The labware the gripper holds: plates, or in a tube cell (``gripper.model: tube``) one tube.
+        self.item = "tube" if arm.config.gripper.model == "tube" else "plate"
+        if self.item == "tube":
+            names, geoms = ["tube"], ["tube_grip"]
+        else:
+            names = geoms = [plate_name(i) for i in range(plate_count(arm.config))]
         self._plate_q = [int(m.joint(n).qposadr[0]) for n in names]
         self._plate_v = [int(m.joint(n).dofadr[0]) for n in names]
-        self.plate_geoms = [int(m.geom(n).id) for n in names]  # the box of each plate, by index
+        self.plate_geoms = [int(m.geom(n).id) for n in geoms]  # what the pads touch of each item, by index
         self._tcp_true = m.site("tcp_true").id
         self._scratch = mujoco.MjData(m)
         self.grasp: Pose | None = None  # true tcp_T_plate while a plate is held
@@ -192,7 +197,12 @@ class SimWorld:
         if plate:
             self.grasp = self.sample_grasp()
             self._set_plate(self.tcp_pose() @ self.grasp, 0)
-            self._close_fingers_on_plate()
+            if self.item == "tube":
+                from rmskill.drivers.mujoco.tube import close_fingers_on_tube
+
+                close_fingers_on_tube(self)
+            else:
+                self._close_fingers_on_plate()
             self.holding(True)
         else:
             self.holding(False)
@@ -200,8 +210,9 @@ class SimWorld:
         arm.hold()
 
     def holding(self, held: bool) -> None:
-        """Record whether a plate is in the gripper (the one nearest the TCP); the controller
+        """Record whether a plate (or tube) is in the gripper (the one nearest the TCP); the controller
         carries its weight if so."""
+        from rmskill.drivers.mujoco.tube import TUBE_LENGTH, TUBE_MASS
         from rmskill.drivers.mujoco.workcell import PLATE_MASS
 
         ctrl = self.arm.ctrl
@@ -211,7 +222,10 @@ class SimWorld:
                                            key=lambda i: self.plate_pose(i).distance_mm(tcp))
             self.grasp = tcp.inverse() @ self.plate_pose(self.held)
             flange_T_plate = self.flange_T_tcp() @ self.grasp
-            ctrl.extra_payload, ctrl.extra_com = PLATE_MASS, np.array(flange_T_plate.xyz)
+            mass, com = PLATE_MASS, np.array(flange_T_plate.xyz)
+            if self.item == "tube":
+                mass, com = TUBE_MASS, np.array((flange_T_plate @ Pose([0.0, 0.0, -TUBE_LENGTH / 2])).xyz)
+            ctrl.extra_payload, ctrl.extra_com = mass, com
         else:
             self.grasp = self.held = None
             ctrl.extra_payload = 0.0
