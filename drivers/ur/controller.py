@@ -9,15 +9,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from rmskill.arm import Arm
+from rmskill.arm import Arm, Wrench
 from rmskill.config import ArmConfig
 from rmskill.geometry import Pose
 
+from .force_mode import ForceMode
 from .kinematic_arm import URKinematics
 from .motion import Motion, Setpoint
 
@@ -29,6 +32,7 @@ RUNTIME_STOPPED, RUNTIME_PLAYING = 1, 2
 N_REG = 48
 SETTLE_MM = 0.05  # [mm] a move has arrived when the TCP is this close to its target
 SETTLE_TIMEOUT = 0.5  # [s] longest wait for that after the motion profile has ended
+HISTORY = 500  # control periods of joint positions kept (get_actual_joint_positions_history)
 
 
 class Registers:
@@ -39,6 +43,15 @@ class Registers:
         self.output = {"int": [0] * N_REG, "double": [0.0] * N_REG, "bit": [False] * 128}
         self.other_inputs: dict[str, Any] = {}
         self.owners: dict[str, object] = {}
+        self._last_input = time.monotonic()
+
+    def touch(self) -> None:
+        """An RTDE input package arrived (the watchdog's input)."""
+        self._last_input = time.monotonic()
+
+    def input_age(self) -> float:
+        """Seconds since the last RTDE input package."""
+        return time.monotonic() - self._last_input
 
     def claim(self, names: list[str], owner: object) -> list[str]:
         """Give ``names`` to ``owner``; returns those already owned by someone else (IN_USE)."""
@@ -81,7 +94,11 @@ class Controller:
         self.tool: Any = None  # the emulated gripper (``tool.make_tool``), stepped with the arm
         self.tool_outputs = 0  # tool digital outputs, bit i = output i
         self.tool_inputs = 0  # tool digital inputs, bit i = input i
-        self.state = arm.state()
+        self.force_mode = ForceMode()
+        self.ft_offset = np.zeros(6)  # zero_ftsensor(): subtracted from the sensed wrench
+        self.target_payload_inertia = [0.0] * 6
+        self.q_history: deque[np.ndarray] = deque(maxlen=HISTORY)
+        self.raw_state = self.state = arm.state()
         self._hold = Setpoint(pose=self.state.base_T_tcp)
 
     # --- control loop ---------------------------------------------------------------------
@@ -101,11 +118,16 @@ class Controller:
     def tick(self) -> None:
         """One control period: run the program, move the arm, publish the state."""
         with self.lock:
-            if self.program is not None:
-                self.program.step()
-            if self.tool is not None:
-                self.tool.step()
-            self._step_arm()
+            try:
+                if self.program is not None:
+                    self.program.step()
+                if self.tool is not None:
+                    self.tool.step()
+                self._step_arm()
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:  # a program error, not a crash
+                log.error("control program error: %s", err)
+                self.stop_program(f"runtime error: {err}")
+                self.state = self._zeroed(self.arm.state())
             snapshot = self.snapshot()
             self.tick_count += 1
         for publish in list(self.subscribers):
@@ -117,15 +139,21 @@ class Controller:
 
     def _step_arm(self) -> None:
         motion = self.motion
-        if motion is not None and self.robot_mode == ROBOT_MODE["RUNNING"] and not self.freedrive:
+        running = self.robot_mode == ROBOT_MODE["RUNNING"] and not self.freedrive
+        if motion is not None and running:
             self._hold = motion.step(self.period)
         servo_joints = getattr(self.arm, "servo_joints", None)
-        if self._hold.q is not None and servo_joints is not None:
+        force = self.force_mode.active and running
+        if self._hold.q is not None and servo_joints is not None and not force:
             servo_joints(self._hold.q, self.period)
         else:  # arms without joint servo follow the joint path through its TCP poses
             pose = self._hold.pose if self._hold.pose is not None else self.kin.forward(self._hold.q)  # type: ignore[arg-type]
+            if force:
+                pose = self.force_mode.step(pose, self._wrench_vector(), self.period)
             self.arm.servo(pose, self.period)
-        self.state = self.arm.state()
+        self.raw_state = self.arm.state()
+        self.state = self._zeroed(self.raw_state)
+        self.q_history.append(self.state.q.copy())
         wrench = self.state.wrench
         if wrench is not None and wrench.force_norm > self.force_limit and self.safety_mode == SAFETY_NORMAL:
             self.protective_stop(f"TCP force {wrench.force_norm:.0f} N above the {self.force_limit:.0f} N limit")
@@ -144,12 +172,52 @@ class Controller:
         assert setpoint.pose is not None
         return self.state.base_T_tcp.distance_mm(setpoint.pose) < SETTLE_MM
 
+    def _wrench_vector(self) -> np.ndarray:
+        w = self.state.wrench
+        return np.zeros(6) if w is None else np.r_[w.force, w.torque]
+
+    def _zeroed(self, state):
+        """``state`` with the F/T offset of the last ``zero_ftsensor()`` taken off its wrench."""
+        if state.wrench is None or not np.any(self.ft_offset):
+            return state
+        return replace(state, wrench=Wrench(state.wrench.force - self.ft_offset[:3],
+                                            state.wrench.torque - self.ft_offset[3:]))
+
     # --- commands used by programs and servers ----------------------------------------------
     def start_motion(self, motion: Motion | None) -> None:
         """Replace the current motion; ``None`` stops and holds the measured pose."""
         self.motion, self._settling = motion, 0.0
+        self.force_mode.rebase()
         if motion is None:
             self.hold_here()
+
+    def zero_ft_sensor(self) -> None:
+        """zero_ftsensor(): the wrench sensed now reads zero from here on."""
+        w = self.raw_state.wrench
+        self.ft_offset = np.zeros(6) if w is None else np.r_[w.force, w.torque]
+
+    def end_force_mode(self) -> None:
+        self.force_mode.stop()
+        self.start_motion(None)
+
+    def joints_within_limits(self, q) -> bool:
+        """is_within_safety_limits(q): every joint in its range and the TCP in the arm file's workspace."""
+        q = np.asarray(q, dtype=float)
+        lo, hi = self.kin.ranges
+        if q.shape != (6,) or not np.all(np.isfinite(q)) or np.any(q < lo) or np.any(q > hi):
+            return False
+        return self.in_workspace(self.kin.forward(q))
+
+    def pose_within_limits(self, pose: Pose) -> bool:
+        """is_within_safety_limits(pose): in the arm file's workspace and reachable within the joint ranges."""
+        if not self.in_workspace(pose):
+            return False
+        q = self.kin.solve(pose, self.state.q)
+        return q is not None and self.joints_within_limits(q)
+
+    def in_workspace(self, pose: Pose) -> bool:
+        box = self.config.limits.workspace
+        return all(lo <= v <= hi for v, lo, hi in zip(pose.xyz.tolist(), box.min, box.max, strict=True))
 
     def hold_here(self) -> None:
         self._hold = Setpoint(pose=self.state.base_T_tcp)
@@ -182,6 +250,7 @@ class Controller:
         if self.program is not None:
             log.info("control program stopped: %s", reason)
         self.program = None
+        self.force_mode.stop()
         self.start_motion(None)
 
     def load_program(self, program: Any, name: str) -> bool:
@@ -200,6 +269,7 @@ class Controller:
         with self.lock:
             log.warning("protective stop: %s", reason)
             self.safety_mode = SAFETY_PROTECTIVE_STOP
+            self.force_mode.stop()
             self.stop_program(f"protective stop ({reason})")
             self.arm.stop()
 

@@ -12,7 +12,7 @@ import re
 import socket
 from typing import TYPE_CHECKING
 
-from .control_program import ControlProgram
+from .control_program import ControlProgram, parse_path
 from .listener import ClientDropped
 
 if TYPE_CHECKING:
@@ -56,8 +56,15 @@ def run_program(emulator: Emulator, name: str, text: str) -> None:
     c = emulator.controller
     if name == "rtde_control" or "RTDE Control Script" in text:
         offsets = {kind: int(value) for kind, value in _OFFSET.findall(text)}
+        try:
+            path = parse_path(text)
+        except ValueError as err:
+            log.error("ur_rtde control script refused: %s", err)
+            with c.lock:
+                c.stop_program(f"script error: {err}")
+            return
         with c.lock:
-            program = ControlProgram(c, offsets.get("float", 0), offsets.get("int", 0))
+            program = ControlProgram(c, offsets.get("float", 0), offsets.get("int", 0), path)
             if c.load_program(program, name or "rtde_control"):
                 log.info("running ur_rtde control program (register offsets %s)", offsets or "0")
         return
