@@ -69,7 +69,8 @@ class PlacementConfig:
         box_mm: Largest lateral excursion of the target from the nest [mm].
         retreat_mm: Height of the retreat above the nest.
         contact_stiffness: The compliance asked of the arm from align-and-insert to release:
-            translational [N/m], rotational [Nm/rad] (a stiff arm would jam a plate off by a millimetre).
+            translational [N/m], rotational [Nm/rad] (a stiff arm would jam a plate off by a millimetre);
+            ``None`` leaves the arm as it is (stiff on a UR).
         success_mm, success_deg: Largest final error that counts as a success.
         centre_gain: Fine-tuning's centre labels: fraction of the command's gap to the measured nest
             centre that a lateral label closes per step (0: the role model's own labels).
@@ -104,7 +105,7 @@ class PlacementConfig:
     comply_deadband_nm: float = 0.1
     box_mm: float = 8.0
     retreat_mm: float = 30.0
-    contact_stiffness: tuple[float, float] = (4000.0, 300.0)
+    contact_stiffness: tuple[float, float] | None = (4000.0, 300.0)
     success_mm: float = 1.0
     success_deg: float = 1.0
     centre_gain: float = 0.5
@@ -187,7 +188,8 @@ class PlatePlacement(Skill):
         command = np.array([0.0, 0.0, -cfg.pre_insert_mm, 0.0])
         self._approach(ctx, nest_offset(ctx.base_T_target, command))
         released = None
-        with compliant(arm, Compliance.uniform(*cfg.contact_stiffness)):  # contact: align, insert, release
+        contact = Compliance.uniform(*cfg.contact_stiffness) if cfg.contact_stiffness else None
+        with compliant(arm, contact):  # the contact phases: align, insert, (touch check), release
             seated_rel, message = self._insert(ctx, act, observer, command)
             if seated_rel is not None and cfg.touch_check:
                 ctx.measurements.update(self.touch_check_plate(ctx, observer))
