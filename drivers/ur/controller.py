@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 
 ROBOT_MODE = {"POWER_OFF": 3, "IDLE": 5, "RUNNING": 7}
 SAFETY_NORMAL, SAFETY_PROTECTIVE_STOP = 1, 3
-RUNTIME_STOPPED, RUNTIME_PLAYING = 1, 2
+RUNTIME_STOPPED, RUNTIME_PLAYING, RUNTIME_PAUSED = 1, 2, 3
 N_REG = 48
 SETTLE_MM = 0.05  # [mm] a move has arrived when the TCP is this close to its target
 SETTLE_TIMEOUT = 0.5  # [s] longest wait for that after the motion profile has ended
+CATCH_UP = 0.1  # [s] the loop catches up on a delay up to this long; a longer one is skipped
 HISTORY = 500  # control periods of joint positions kept (get_actual_joint_positions_history)
 
 
@@ -94,6 +95,10 @@ class Controller:
         self.tool: Any = None  # the emulated gripper (``tool.make_tool``), stepped with the arm
         self.tool_outputs = 0  # tool digital outputs, bit i = output i
         self.tool_inputs = 0  # tool digital inputs, bit i = input i
+        self.digital_outputs = 0  # standard (bits 0-7) and configurable (bits 8-15) digital outputs
+        self.analog_outputs = [0.0, 0.0]  # standard analog outputs [A or V]
+        self.speed_slider = 1.0  # the pendant's speed slider, set over RTDE: scales the time of every motion
+        self.paused = False
         self.force_mode = ForceMode()
         self.ft_offset = np.zeros(6)  # zero_ftsensor(): subtracted from the sensed wrench
         self.target_payload_inertia = [0.0] * 6
@@ -111,15 +116,16 @@ class Controller:
             delay = deadline - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            elif delay < -10 * self.period:  # far behind: skip ahead instead of bursting
+            elif delay < -CATCH_UP:  # far behind (the machine stalled): skip ahead instead of bursting
                 self.overruns += 1
                 deadline = time.monotonic()
+            # a little behind: the next periods run back to back, so controller time keeps up with the clock
 
     def tick(self) -> None:
         """One control period: run the program, move the arm, publish the state."""
         with self.lock:
             try:
-                if self.program is not None:
+                if self.program is not None and not self.paused:
                     self.program.step()
                 if self.tool is not None:
                     self.tool.step()
@@ -139,9 +145,9 @@ class Controller:
 
     def _step_arm(self) -> None:
         motion = self.motion
-        running = self.robot_mode == ROBOT_MODE["RUNNING"] and not self.freedrive
+        running = self.robot_mode == ROBOT_MODE["RUNNING"] and not self.freedrive and not self.paused
         if motion is not None and running:
-            self._hold = motion.step(self.period)
+            self._hold = motion.step(self.period * self.speed_slider)
         servo_joints = getattr(self.arm, "servo_joints", None)
         force = self.force_mode.active and running
         if self._hold.q is not None and servo_joints is not None and not force:
@@ -234,11 +240,23 @@ class Controller:
         self.arm.set_payload(mass, cog)
 
     def write_outputs(self, values: dict[str, Any]) -> None:
-        """Apply the digital outputs an RTDE input package sets (each masked: only the mask's bits change)."""
+        """Apply the outputs an RTDE input package sets (rtde_io): digital outputs (each masked: only the
+        mask's bits change), analog outputs and the speed slider."""
         mask = int(values.get("tool_digital_output_mask", 0))
         if mask:
             value = int(values.get("tool_digital_output", 0))
             self.tool_outputs = (self.tool_outputs & ~mask) | (value & mask)
+        for name, shift in (("standard", 0), ("configurable", 8)):
+            mask = int(values.get(f"{name}_digital_output_mask", 0)) << shift
+            if mask:
+                value = int(values.get(f"{name}_digital_output", 0)) << shift
+                self.digital_outputs = (self.digital_outputs & ~mask) | (value & mask)
+        mask = int(values.get("standard_analog_output_mask", 0))
+        for i in range(2):
+            if mask & (1 << i):
+                self.analog_outputs[i] = float(values.get(f"standard_analog_output_{i}", 0.0))
+        if int(values.get("speed_slider_mask", 0)):
+            self.speed_slider = float(np.clip(values.get("speed_slider_fraction", 1.0), 0.0, 1.0))
 
     def set_freedrive(self, on: bool) -> None:
         self.freedrive = on
@@ -249,7 +267,7 @@ class Controller:
     def stop_program(self, reason: str) -> None:
         if self.program is not None:
             log.info("control program stopped: %s", reason)
-        self.program = None
+        self.program, self.paused = None, False
         self.force_mode.stop()
         self.start_motion(None)
 
@@ -308,14 +326,17 @@ class Controller:
             "actual_TCP_speed": s.tcp_velocity.tolist(), "target_TCP_speed": s.tcp_velocity.tolist(),
             "actual_TCP_force": wrench.tolist(), "ft_raw_wrench": wrench.tolist(),
             "robot_mode": self.robot_mode, "safety_mode": self.safety_mode, "safety_status": self.safety_mode,
-            "joint_mode": [253] * 6, "runtime_state": RUNTIME_PLAYING if running else RUNTIME_STOPPED,
+            "joint_mode": [253] * 6,
+            "runtime_state": (RUNTIME_PAUSED if self.paused else RUNTIME_PLAYING) if running else RUNTIME_STOPPED,
             "robot_status_bits": int(self.robot_mode != ROBOT_MODE["POWER_OFF"]) | (int(running) << 1),
             "safety_status_bits": (1 if normal else 0) | (0 if normal else 1 << 2),
-            "speed_scaling": 1.0, "target_speed_fraction": 1.0,
+            "speed_scaling": self.speed_slider, "target_speed_fraction": self.speed_slider,
+            "standard_analog_output0": self.analog_outputs[0], "standard_analog_output1": self.analog_outputs[1],
             "actual_main_voltage": 48.0, "actual_robot_voltage": 48.0, "joint_temperatures": [30.0] * 6,
             "payload": self.payload[0], "payload_cog": self.payload[1],
             # tool I/O are bits 16 and 17 of the digital bit fields, as on a real controller
-            "actual_digital_output_bits": self.tool_outputs << 16, "actual_digital_input_bits": self.tool_inputs << 16,
+            "actual_digital_output_bits": (self.tool_outputs << 16) | self.digital_outputs,
+            "actual_digital_input_bits": self.tool_inputs << 16,
             "tcp_offset": self.kin.flange_T_tcp.to_ur(), "actual_execution_time": 0.1,
         }
         for direction, bank in (("input", regs.input), ("output", regs.output)):
