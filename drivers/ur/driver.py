@@ -8,9 +8,11 @@ arm (where it can still be reached) and raise ``DriverError`` saying which.
 
 Compliance (``set_compliance``): a UR under servoL is a stiff position loop, so a contact phase asks
 for compliance and the driver runs it at 500 Hz, one of two ways (``options.compliance_method``):
-``admittance`` (default): a virtual mass-spring-damper on the sensed wrist wrench shifts each servoL
-target (short lookahead, high gain while compliant); ``force_mode``: UR's own forceMode on every axis,
-its wrench each period the spring force toward the commanded pose (plus the free axes' force).
+``force_mode`` (default): UR's own forceMode on every axis, its wrench each period the spring force
+toward the commanded pose (plus the free axes' force); the force loop runs in the controller, so a
+late client period does not let the contact force run away. ``admittance``: a virtual
+mass-spring-damper on the sensed wrist wrench shifts each servoL target (short lookahead, high gain
+while compliant); tighter tracking, but the loop closes through the client and its timing.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ ADMITTANCE_SPEED = (0.1, 0.5)
 COMPLIANT_LOOKAHEAD, COMPLIANT_GAIN = 0.03, 2000.0
 #: force_mode: UR's damping (0..1) and gain scaling (0..2), damped enough not to chatter on a hard contact.
 FORCE_MODE_DAMPING, FORCE_MODE_GAIN_SCALING = 0.5, 0.5
+FORCE_MODE_SPEED = (0.05, 0.3)  # [m/s, rad/s] force mode's speed limits on its compliant axes
 
 
 class URArm(Arm):
@@ -65,7 +68,7 @@ class URArm(Arm):
         self._period_end: float | None = None  # end of the current servo period (monotonic [s])
         self._last_stamp = (-1.0, 0.0)  # (controller timestamp, monotonic time it was first seen)
         self._commands = CommandThread()
-        self.compliance_method = str(opts.get("compliance_method", "admittance"))
+        self.compliance_method = str(opts.get("compliance_method", "force_mode"))
         if self.compliance_method not in ("admittance", "force_mode"):
             raise DriverError(f"arm file '{config.name}': options.compliance_method must be admittance or "
                               f"force_mode, got {self.compliance_method!r}")
@@ -268,11 +271,8 @@ class URArm(Arm):
         here = state.base_T_tcp
         turn = Pose((0, 0, 0), target.wxyz) @ Pose((0, 0, 0), here.wxyz).inverse()
         error = np.r_[target.xyz - here.xyz, turn.rotvec]
-        k = np.asarray(c.stiffness, dtype=float)
-        mass = np.repeat(ADMITTANCE_MASS, 3)
-        d = 2.0 * c.damping_ratio * np.sqrt(np.where(k > 0, k, np.repeat((1000.0, 50.0), 3)) * mass)
-        wrench = k * error - d * state.tcp_velocity + np.asarray(c.wrench)
-        limits = [ADMITTANCE_SPEED[0]] * 3 + [ADMITTANCE_SPEED[1]] * 3
+        wrench = np.asarray(c.stiffness, dtype=float) * error + np.asarray(c.wrench)  # the controller damps
+        limits = [FORCE_MODE_SPEED[0]] * 3 + [FORCE_MODE_SPEED[1]] * 3
         self._pace(self.native_period)
         self._call("forceMode", self._ctrl.forceMode, [0.0] * 6, [1] * 6, wrench.tolist(), 2, limits,
                    timeout=SERVO_ACK)

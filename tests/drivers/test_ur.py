@@ -115,7 +115,8 @@ def test_in_process_emulator_serves_rtde_registers_and_scripts_on_chosen_ports()
     from rmskill.drivers.ur.emulator import Emulator
 
     config = load_arm_config(ARM_FILE)
-    with Emulator(config, ports={"rtde": 0, "dashboard": 0, "script": 0}, backend="kinematic") as emu:
+    ports = {"rtde": 0, "dashboard": 0, "script": 0, "primary": 0, "secondary": 0}
+    with Emulator(config, ports=ports, backend="kinematic") as emu:
         assert all(port != DEFAULT_PORTS[name] for name, port in emu.ports.items())
         client, other = RawRTDE(emu.ports["rtde"]), RawRTDE(emu.ports["rtde"])
         assert client.request(rp.REQUEST_PROTOCOL_VERSION, b"\x00\x02") == b"\x01"
@@ -235,12 +236,12 @@ def test_plain_ur_rtde_speed_teach_and_kinematics(emulator):
     control = rtde_control.RTDEControlInterface(HOST)
     try:
         start = receive.getActualTCPPose()
-        assert control.speedL([0.0, 0.0, 0.05, 0.0, 0.0, 0.0], 0.5, 0.0)
+        assert control.speedL([0.0, 0.0, 0.05, 0.0, 0.0, 0.0], 5.0, 0.0)  # 10 ms ramp
         time.sleep(0.2)
         assert control.speedStop()
         assert receive.getActualTCPPose()[2] - start[2] == pytest.approx(0.01, abs=0.002)
         q = receive.getActualQ()
-        assert control.speedJ([0.1, 0, 0, 0, 0, 0], 0.5, 0.0)
+        assert control.speedJ([0.1, 0, 0, 0, 0, 0], 5.0, 0.0)
         time.sleep(0.2)
         assert control.speedStop()
         assert receive.getActualQ()[0] - q[0] == pytest.approx(0.02, abs=0.004)
