@@ -263,7 +263,8 @@ class ControlProgram:
 
     def speed_cmd(self) -> None:
         c, cmd = self.c, self._int(0)
-        speed, accel, time = np.array(self._floats(0)), self._float(6), self._float(7)
+        # ur_rtde's script repeats speedl/speedj with this time in a loop: the motion runs until speedStop
+        speed, accel, time = np.array(self._floats(0)), self._float(6), 0.0
         joint = cmd == 9
         running = self.speed is not None and c.motion is self.speed
         if running and isinstance(self.speed.start, Pose) != joint:  # type: ignore[union-attr]

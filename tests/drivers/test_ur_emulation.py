@@ -104,7 +104,7 @@ def test_force_mode_pushes_with_the_commanded_force(ur):
         control.waitPeriod(t)
     control.forceModeStop()
     dropped = start[2] - receive.getActualTCPPose()[2]
-    assert dropped > 0.01  # in free air the force is never met: it keeps moving at up to the 0.05 m/s limit
+    assert dropped > 0.005  # in free air the force is never met: it keeps moving down (about 1 cm/s here)
     assert control.isProgramRunning()
     control.moveL(start, 0.1, 0.5)
 
@@ -143,3 +143,28 @@ def test_secondary_interface_streams_the_robot_state(emulator):
     assert kind2 == 16 and size2 < 2000
     sub_size, sub_kind = struct.unpack("!iB", data[size + 5:size + 10])
     assert sub_kind == 0 and sub_size == 46  # robot mode data, as python-urx parses it
+
+
+def test_protective_stop_recovery_by_unlock_and_reupload(ur):
+    control, receive = ur
+    control.triggerProtectiveStop()
+    time.sleep(0.1)
+    assert receive.isProtectiveStopped() and not control.isProgramRunning()
+    assert not control.moveL(receive.getActualTCPPose(), 0.1, 0.5)  # refused while stopped
+    assert dashboard("unlock protective stop") == "Protective stop releasing"
+    assert control.reuploadScript()
+    time.sleep(0.3)
+    assert control.isProgramRunning()  # and it stays running
+    target = receive.getActualTCPPose()
+    target[2] += 0.01
+    assert control.moveL(target, 0.1, 0.5)
+    assert abs(receive.getActualTCPPose()[2] - target[2]) < 1e-4
+
+
+def test_custom_script_function_runs_on_the_urscript_runner(ur):
+    control, receive = ur
+    q = receive.getActualQ()
+    target = [q[0] + 0.05, *q[1:]]
+    assert control.sendCustomScriptFunction("nudge", f"movej({target}, a=1.0, v=0.5)")
+    assert abs(receive.getActualQ()[0] - target[0]) < 1e-3
+    assert control.isProgramRunning()  # ur_rtde's own script is back
