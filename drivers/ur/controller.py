@@ -32,6 +32,7 @@ RUNTIME_STOPPED, RUNTIME_PLAYING, RUNTIME_PAUSED = 1, 2, 3
 N_REG = 48
 SETTLE_MM = 0.05  # [mm] a move has arrived when the TCP is this close to its target
 SETTLE_TIMEOUT = 0.5  # [s] longest wait for that after the motion profile has ended
+FORCE_FILTER = 0.016  # [s] time constant of the force the safety system compares with its limit
 CATCH_UP = 0.1  # [s] the loop catches up on a delay up to this long; a longer one is skipped
 HISTORY = 500  # control periods of joint positions kept (get_actual_joint_positions_history)
 
@@ -88,6 +89,7 @@ class Controller:
         self.payload = (0.0, [0.0, 0.0, 0.0])
         #: Safety force limit [N]; UR's default for normal mode is 150 N.
         self.force_limit = float(config.options.get("emulator_force_limit", 150.0))
+        self.safety_force = 0.0  # [N] the filtered TCP force the limit is judged on
         self.tick_count = 0
         self._settling = 0.0
         self.overruns = 0
@@ -160,9 +162,11 @@ class Controller:
         self.raw_state = self.arm.state()
         self.state = self._zeroed(self.raw_state)
         self.q_history.append(self.state.q.copy())
-        wrench = self.state.wrench
-        if wrench is not None and wrench.force_norm > self.force_limit and self.safety_mode == SAFETY_NORMAL:
-            self.protective_stop(f"TCP force {wrench.force_norm:.0f} N above the {self.force_limit:.0f} N limit")
+        wrench = self.raw_state.wrench
+        if wrench is not None:  # the safety system judges the force as it estimates it: low-pass filtered
+            self.safety_force += self.period / (FORCE_FILTER + self.period) * (wrench.force_norm - self.safety_force)
+        if self.safety_force > self.force_limit and self.safety_mode == SAFETY_NORMAL:
+            self.protective_stop(f"TCP force {self.safety_force:.0f} N above the {self.force_limit:.0f} N limit")
             return
         if motion is not None and motion.done:
             # like a real controller, a move ends once the arm has arrived (or gives up settling)

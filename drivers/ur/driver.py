@@ -39,6 +39,7 @@ ROBOT_MODE_RUNNING = 7
 STOP_WAIT = 0.02  # [s] longest wait for a stop command after a failure (it is best effort)
 SERVO_ACK = 0.05  # [s] longest wait for ur_rtde to hand a servoL to the controller
 COMMAND_ACK = 5.0  # [s] longest wait for a configuration command (setTcp, setPayload, teach mode)
+CLOSE_WAIT = 2.0  # [s] longest wait for each of servoStop and stopScript when closing
 #: Admittance: virtual mass [kg] and inertia [kg m^2], speed cap on each axis [m/s, rad/s].
 ADMITTANCE_MASS = (8.0, 0.2)
 ADMITTANCE_SPEED = (0.1, 0.5)
@@ -107,12 +108,20 @@ class URArm(Arm):
         self._ctrl = self._recv = None
         self._period_end = None
         calls = [ctrl.servoStop, ctrl.stopScript] if ctrl is not None and alive else []
-        calls += [x.disconnect for x in (ctrl, recv) if x is not None]
-        for call in calls:
-            try:
-                call()
-            except Exception as err:  # closing is best effort: the link may be gone already
-                log.debug("while closing: %s", err)
+        for call in calls:  # on the command thread, after any call still running there, never waited on long:
+            job = self._commands.submit(call)  # ur_rtde's stopScript waits as long as the script runs
+            if not job.done.wait(CLOSE_WAIT):
+                log.warning("UR controller did not confirm %s within %.0f s while closing", call.__name__,
+                            CLOSE_WAIT)
+                break
+            if job.error is not None:  # closing is best effort: the link may be gone already
+                log.debug("while closing: %s", job.error)
+        for link in (ctrl, recv):
+            if link is not None:
+                try:
+                    link.disconnect()
+                except Exception as err:
+                    log.debug("while closing: %s", err)
 
     @property
     def connected(self) -> bool:
