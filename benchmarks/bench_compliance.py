@@ -5,7 +5,9 @@ phases seats it. Runs the plate placement once per row on: the simulated UR5e an
 the emulated UR5e through ur_rtde (MuJoCo backend) with each UR compliance method (admittance over
 servoL, force mode). Loopback only; each emulator on its own 127.0.0.x.
 
-    python benchmarks/bench_compliance.py [--offset-mm 1.5] [--only sim|ur]
+    python benchmarks/bench_compliance.py [--offset-mm 1.5] [--only sim|ur] [--repeat 3]
+
+The emulated rows run in real time: on a loaded machine repeat them and read the spread.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--offset-mm", type=float, default=1.5)
     parser.add_argument("--only", choices=["sim", "ur"], default=None)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each emulated row")
     args = parser.parse_args()
     offset = args.offset_mm / 1000.0
     rows = []
@@ -75,8 +78,9 @@ def main() -> None:
                 path = arm_file(folder, "emulated-ur5e.yaml", offset, host=host,
                                 gripper={"port": str(folder / f"tty{i}")}, options={"compliance_method": method})
                 for compliance in (False, True):
-                    with EmulatorProcess(path, host=host, backend="mujoco"):
-                        rows.append(("emulated-ur5e", method, compliance, place(path, compliance)))
+                    for _ in range(args.repeat):
+                        with EmulatorProcess(path, host=host, backend="mujoco"):
+                            rows.append(("emulated-ur5e", method, compliance, place(path, compliance)))
     print(f"plate {args.offset_mm} mm off centre in the grasp, shelf_2")
     print("| arm | backend / UR method | compliance | outcome | peak force [N] | error [mm] | wall [s] |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -243,8 +243,8 @@ class ControlProgram:
                 onset.clear()
             return push > CONTACT_FORCE
 
-        self._start(ContactMove(start, speed, max(accel, 1e-3), touching, lambda: onset[0] if onset else start),
-                    False)
+        self._start(ContactMove(start, speed, max(accel, 1e-3), touching, lambda: onset[0] if onset else start,
+                                lambda: c.state.base_T_tcp), False)
 
     # --- streaming ---------------------------------------------------------------------------
     def servo_cmd(self) -> None:

@@ -44,6 +44,10 @@ class Trapezoid:
     def __init__(self, length: float, speed: float, accel: float):
         self.length = max(0.0, length)
         speed, accel = max(speed, 1e-6), max(accel, 1e-6)
+        if self.length == 0.0:  # already there
+            self.t_acc = self.v_peak = self.duration = 0.0
+            self.accel = accel
+            return
         if self.length < speed * speed / accel:  # never reaches full speed
             self.t_acc = math.sqrt(self.length / accel)
             self.v_peak = accel * self.t_acc
@@ -175,21 +179,20 @@ class PathMotion(Motion):
 
 
 class ContactMove(Motion):
-    """moveUntilContact: speedL until ``touching()`` says the tool met something, then back to
-    where the contact began (``back()`` gives that pose) with a short linear move."""
+    """moveUntilContact: speedL until ``touching()`` says the tool met something; then, as UR's
+    script does (stopl, movel), stop where the arm is (``measured()``) and go back to where the
+    contact began (``back()``) with a short linear move."""
 
-    def __init__(self, start: Pose, speed: np.ndarray, accel: float, touching, back) -> None:
+    def __init__(self, start: Pose, speed: np.ndarray, accel: float, touching, back, measured) -> None:
         self.speed_motion = SpeedMotion(start, speed, accel)
-        self.touching, self.back = touching, back
+        self.touching, self.back, self.measured = touching, back, measured
         self.retreat: LinearMove | None = None
         self.contact = False
 
     def step(self, dt: float) -> Setpoint:
         if self.retreat is None and self.touching():
             self.contact = True
-            here = self.speed_motion.start
-            assert isinstance(here, Pose)
-            self.retreat = LinearMove(here, self.back(), 0.05, 1.0)
+            self.retreat = LinearMove(self.measured(), self.back(), 0.05, 1.0)
         if self.retreat is not None:
             setpoint = self.retreat.step(dt)
             self.done = self.retreat.done
