@@ -168,3 +168,14 @@ def test_custom_script_function_runs_on_the_urscript_runner(ur):
     assert control.sendCustomScriptFunction("nudge", f"movej({target}, a=1.0, v=0.5)")
     assert abs(receive.getActualQ()[0] - target[0]) < 1e-3
     assert control.isProgramRunning()  # ur_rtde's own script is back
+
+
+def test_jog_moves_along_the_feature_until_stopped(ur):
+    control, receive = ur
+    start = np.array(receive.getActualTCPPose())
+    assert control.jogStart([0, 0.02, 0, 0, 0, 0], rtde_control.RTDEControlInterface.FEATURE_BASE, 2.0)
+    time.sleep(0.5)
+    assert control.jogStop()
+    time.sleep(0.1)
+    moved = np.array(receive.getActualTCPPose())[:3] - start[:3]
+    assert 0.006 < moved[1] < 0.012 and abs(moved[0]) < 1e-4 and abs(moved[2]) < 1e-4
