@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _DEF = re.compile(r"^\s*def\s+\w+\s*\(\s*\)\s*:\s*$")
+_OUTPUT = re.compile(r"^(digital_out|tool_digital_out)\[(\d+)\]\s*=\s*(True|False)$")
 
 
 class ScriptError(ValueError):
@@ -56,6 +57,9 @@ def parse(text: str) -> list[tuple[str, list[Any], dict[str, Any], bool]]:
         line = raw.split("#", 1)[0].strip()
         if not line or _DEF.match(line) or line == "end":
             continue
+        assigned = _OUTPUT.match(line)  # python-urx writes the old form: digital_out[2]=True
+        if assigned:
+            line = f"set_{assigned.group(1)}({assigned.group(2)}, {assigned.group(3)})"
         is_pose = bool(re.match(r"^\w+\(\s*p\[", line))
         try:
             tree = ast.parse(re.sub(r"\bp\[", "[", line), mode="eval").body

@@ -70,6 +70,21 @@ def dashboard(command: str) -> str:
 
 
 # --- protocol pieces, no network -----------------------------------------------------------
+def test_urscript_runner_parses_what_it_runs_and_refuses_the_rest():
+    from rmskill.drivers.ur import urscript
+    from rmskill.drivers.ur.control_program import parse_path
+
+    assert urscript.parse("digital_out[2]=True") == [("set_digital_out", [2, True], {}, False)]
+    body = "def f():\n  movel(p[0.1,0.2,0.3,0,3.14,0], a=1.2, v=0.25)\n  write_output_integer_register(0 +24, 2)\nend"
+    assert urscript.parse(body) == [("movel", [[0.1, 0.2, 0.3, 0, 3.14, 0]], {"a": 1.2, "v": 0.25}, True),
+                                    ("write_output_integer_register", [24, 2], {}, False)]
+    with pytest.raises(urscript.ScriptError, match="popup"):
+        urscript.parse('popup("hello")')
+    script = ("def exec_move_path():\n  textmsg(\"x\")\n\tsignal_async_progress(0)\n"
+              "\tmovej([1,2,3,4,5,6],a=1.4,v=1.05,r=0)\nend\n")
+    assert parse_path(script) == [("movej", False, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 1.05, 1.4)]
+
+
 def test_recipe_round_trip():
     recipe = rp.Recipe(3, ("input_int_register_0", "input_double_register_0", "actual_TCP_pose"),
                        ("INT32", "DOUBLE", "VECTOR6D"))
