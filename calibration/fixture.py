@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from rmskill.arm import Arm
+from rmskill.arm import Arm, Compliance, compliant
 from rmskill.calibration.operator import Operator, default_operator
 from rmskill.errors import CalibrationError
 from rmskill.geometry import Pose
@@ -76,6 +76,8 @@ class TouchOff:
         standoff: Start distance from the nominal contact [m]; the search runs 2x + 3 mm.
         wall_gap: Pad bottom above the measured seat during wall touches [m].
         step: Time between two servo commands [s] (rounded to native periods).
+        stiffness: The compliance asked of the arm during each guarded move: translational [N/m],
+            rotational [Nm/rad] (a stiff arm would meet the wall with far more than ``force_n``).
     """
 
     force_n: float = 3.0
@@ -83,6 +85,7 @@ class TouchOff:
     standoff: float = 0.003
     wall_gap: float = 0.0015
     step: float = 0.004
+    stiffness: tuple[float, float] = (4000.0, 300.0)
     nest: NestGeometry = field(default_factory=NestGeometry)
     pads: PadGeometry = field(default_factory=PadGeometry)
 
@@ -185,10 +188,17 @@ class _Prober:
         The contact is where the force starts to rise: the TCP position against the pushing force
         is extrapolated to zero force, so finger and contact compliance do not bias it.
         """
-        arm, s = self.arm, self.s
         start = np.asarray(start, dtype=float)
-        direction = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
         self.glide(start)
+        compliance = Compliance.uniform(*self.s.stiffness) if self.arm.capabilities.compliance else None
+        try:
+            with compliant(self.arm, compliance):
+                return self._guarded(start, np.asarray(direction, dtype=float) / np.linalg.norm(direction), travel)
+        finally:  # a stiff arm holds where the compliant one was: glide on from there
+            self.cmd = self.frame.inverse().apply(self.arm.state().base_T_tcp.xyz)
+
+    def _guarded(self, start: np.ndarray, direction: np.ndarray, travel: float) -> np.ndarray:
+        arm, s = self.arm, self.s
         base_dir = self.frame.rotation.apply(direction)
         f0 = self._settle()
         if self.free is None:

@@ -6,8 +6,10 @@ itself under the ``rmskill.drivers`` entry-point group. ``rmskill check-driver``
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +56,54 @@ class ArmState:
     gripper_width: float | None = None
 
 
+AXES = ("x", "y", "z", "rx", "ry", "rz")
+
+
+@dataclass(frozen=True)
+class Compliance:
+    """How the TCP yields to contact during a phase, per axis of the base frame (x, y, z, rx, ry, rz).
+
+    Without a compliance an arm is as stiff as its own controller (a UR under servoL: a stiff
+    position loop). With one, each axis is a spring-damper about the commanded pose, or free:
+    an axis whose stiffness is 0 is force controlled and applies ``wrench`` along it.
+
+    Attributes:
+        stiffness: Translational [N/m] (x, y, z) and rotational [Nm/rad] (rx, ry, rz) stiffness.
+        damping_ratio: Fraction of critical damping of each axis (1.0: critically damped).
+        wrench: Force [N] and torque [Nm] the TCP applies on the environment along free axes.
+    """
+
+    stiffness: tuple[float, float, float, float, float, float]
+    damping_ratio: float = 1.0
+    wrench: tuple[float, float, float, float, float, float] = (0.0,) * 6
+
+    @classmethod
+    def uniform(cls, translational: float, rotational: float, damping_ratio: float = 1.0) -> Compliance:
+        """The same spring on every axis: [N/m] for x, y, z and [Nm/rad] for the turns."""
+        return cls((translational,) * 3 + (rotational,) * 3, damping_ratio)
+
+    @classmethod
+    def free_along(cls, axis: str, force: float, translational: float = 3000.0,
+                   rotational: float = 200.0) -> Compliance:
+        """Force control along one ``axis`` (e.g. ``"z"``, pushing with ``force`` [N] or [Nm]),
+        springs of ``translational`` [N/m] and ``rotational`` [Nm/rad] on the others."""
+        if axis not in AXES:
+            from rmskill.errors import ConfigError
+
+            raise ConfigError(f"unknown compliance axis {axis!r} (known: {', '.join(AXES)})")
+        i = AXES.index(axis)
+        stiffness = [translational] * 3 + [rotational] * 3
+        stiffness[i] = 0.0
+        wrench = [0.0] * 6
+        wrench[i] = float(force)
+        return cls(tuple(stiffness), 1.0, tuple(wrench))  # type: ignore[arg-type]
+
+    @property
+    def free(self) -> np.ndarray:
+        """Boolean mask of the force-controlled axes (stiffness 0)."""
+        return np.asarray(self.stiffness, dtype=float) == 0.0
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend declares about itself; skills and the safety envelope read it.
@@ -69,6 +119,7 @@ class Capabilities:
             watchdog only runs then.
         reach: Upper bound [m] on the distance from any joint axis to the flange (so the flange
             moves at most ``reach`` m per rad of joint motion); the envelope's joint-path check.
+        compliance: Whether ``set_compliance`` is honoured (impedance, force mode or admittance).
     """
 
     model: str
@@ -79,6 +130,7 @@ class Capabilities:
     simulated: bool = False
     realtime: bool = True
     reach: float = 2.0
+    compliance: bool = False
     extras: dict = field(default_factory=dict)
 
 
@@ -192,6 +244,18 @@ class Arm(ABC):
 
         raise DriverError(f"{type(self).__name__} does not support freedrive")
 
+    # --- compliance ---------------------------------------------------------------------
+    #: The compliance in force; ``None``: the arm's own stiffness.
+    compliance: Compliance | None = None
+
+    def set_compliance(self, compliance: Compliance | None) -> None:
+        """Yield to contact per ``compliance`` from the next command on; ``None`` makes the arm stiff again."""
+        from rmskill.errors import DriverError
+
+        if compliance is not None:
+            raise DriverError(f"{type(self).__name__} does not support compliance")
+        self.compliance = None
+
     # --- configuration ------------------------------------------------------------------
     @abstractmethod
     def set_tcp(self, flange_T_tcp: Pose) -> None:
@@ -204,3 +268,20 @@ class Arm(ABC):
     @property
     def native_period(self) -> float:
         return 1.0 / self.capabilities.rate_hz
+
+
+@contextmanager
+def compliant(arm: Arm, compliance: Compliance | None) -> Iterator[Arm]:
+    """``with compliant(arm, Compliance.uniform(3000, 200)): ...``: a contact phase; the arm's
+    previous compliance is restored afterwards, also when the phase raises."""
+    previous = arm.compliance
+    arm.set_compliance(compliance)
+    try:
+        yield arm
+    except BaseException:
+        try:
+            arm.set_compliance(previous)
+        except Exception as err:  # the phase's own error is the one to report
+            logging.getLogger(__name__).warning("restoring the compliance failed: %s", err)
+        raise
+    arm.set_compliance(previous)

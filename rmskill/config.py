@@ -63,6 +63,12 @@ class Limits(_Strict):
     max_force: float = Field(60.0, gt=0, le=2000.0, description="largest sensed contact force [N]")
     servo_timeout: float = Field(0.1, gt=0, le=10.0, description="servo watchdog: longest gap between commands [s]")
     max_servo_duration: float = Field(1.0, gt=0, le=10.0, description="longest duration of one servo command [s]")
+    max_stiffness: float = Field(10000.0, gt=0, le=1e6, description="stiffest compliance a contact phase may ask "
+                                 "for, translation [N/m]")
+    max_rotational_stiffness: float = Field(1000.0, gt=0, le=1e5, description="stiffest compliance a contact phase "
+                                            "may ask for, rotation [Nm/rad]")
+    max_torque: float = Field(10.0, gt=0, le=500.0, description="largest torque a force-controlled axis may apply "
+                              "[Nm]")
 
 
 class GripperConfig(_Strict):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rmskill.arm import Arm, ArmState, Gripper, GripperState
+from rmskill.arm import AXES, Arm, ArmState, Compliance, Gripper, GripperState
 from rmskill.config import ArmConfig, Limits
 from rmskill.errors import DriverError, SafetyViolation
 from rmskill.geometry import Pose
@@ -303,6 +303,56 @@ class SafeArm(Arm):
             self._check_ready()
             self._last_target = None
             self._drive("freedrive", self.unwrapped.freedrive, on)
+
+    # --- compliance ---------------------------------------------------------------------
+    @property
+    def compliance(self) -> Compliance | None:
+        return self.unwrapped.compliance
+
+    def set_compliance(self, compliance: Compliance | None) -> None:
+        """Pass ``compliance`` to the driver once its springs and wrench are within the limits
+        (``max_stiffness``, ``max_rotational_stiffness``, ``max_force``, ``max_torque``). Making
+        the arm stiff again (``None``) is always allowed, also after a violation."""
+        with self._lock:
+            if compliance is not None:
+                self._check_ready()
+                self._check_compliance(compliance)
+            self._last_target = None  # the stream's reference was judged under the old behaviour
+            self._drive("set_compliance", self.unwrapped.set_compliance, compliance)
+
+    def _check_compliance(self, compliance: Compliance) -> None:
+        if not isinstance(compliance, Compliance):
+            self._violate("input", f"set_compliance needs a Compliance or None, got {type(compliance).__name__}")
+        lim = self.limits
+        try:
+            k = np.asarray(compliance.stiffness, dtype=float).reshape(-1)
+            w = np.asarray(compliance.wrench, dtype=float).reshape(-1)
+            zeta = float(compliance.damping_ratio)
+        except (TypeError, ValueError):
+            self._violate("input", "compliance values must be numbers")
+        if k.shape != (6,) or w.shape != (6,):
+            self._violate("input", f"compliance needs 6 stiffness and 6 wrench values, got {k.size} and {w.size}")
+        if not (np.all(np.isfinite(k)) and np.all(np.isfinite(w)) and math.isfinite(zeta)):
+            self._violate("finite", f"compliance has a non-finite value: {compliance}")
+        if not 0.05 <= zeta <= 5.0:
+            self._violate("compliance", f"damping ratio {zeta} is outside [0.05, 5]", zeta, 5.0)
+        for i, axis in enumerate(AXES):
+            bound = lim.max_stiffness if i < 3 else lim.max_rotational_stiffness
+            unit = "N/m" if i < 3 else "Nm/rad"
+            if not 0.0 <= k[i] <= bound:
+                self._violate("stiffness", f"compliance stiffness along {axis} {k[i]:g} {unit} is outside "
+                              f"[0, {bound:g}] {unit}", float(k[i]), bound)
+        free = k == 0.0
+        if np.any(w[~free] != 0.0):
+            self._violate("input", "a compliance wrench applies only along free axes (stiffness 0); "
+                          f"got {w.tolist()} with stiffness {k.tolist()}")
+        force, torque = float(np.linalg.norm(w[:3])), float(np.linalg.norm(w[3:]))
+        if force > lim.max_force:
+            self._violate("force", f"compliance pushes with {force:.1f} N, above {lim.max_force:.1f} N",
+                          force, lim.max_force)
+        if torque > lim.max_torque:
+            self._violate("torque", f"compliance turns with {torque:.2f} Nm, above {lim.max_torque:.2f} Nm",
+                          torque, lim.max_torque)
 
     # --- configuration ------------------------------------------------------------------
     def set_tcp(self, flange_T_tcp: Pose) -> None:

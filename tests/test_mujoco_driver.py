@@ -4,19 +4,22 @@ import numpy as np
 import pytest
 
 import rmskill
+from rmskill.arm import Compliance, compliant
 from rmskill.config import load_arm_config
 from rmskill.geometry import Pose
 
 
 def _place(arm, fixture: str, offset_x: float, past_seat: float = 0.002) -> float:
-    """Lower the held plate into a nest, offset along x; return the peak sensed force [N]."""
+    """Lower the held plate into a nest, offset along x, compliant as a contact phase asks (4000 N/m,
+    300 Nm/rad); return the peak sensed force [N]."""
     nest = arm.config.fixture(fixture)
     arm.move_to(nest @ Pose([offset_x, 0, -0.01]), speed=0.1)
     peak = 0.0
     steps = round((0.01 + past_seat) / 0.00003)  # down at 15 mm/s
-    for i in range(1, steps + 1):
-        arm.servo(nest @ Pose([offset_x, 0, -0.01 + (0.01 + past_seat) * i / steps]), duration=0.002)
-        peak = max(peak, arm.state().wrench.force_norm)
+    with compliant(arm, Compliance.uniform(4000.0, 300.0)):
+        for i in range(1, steps + 1):
+            arm.servo(nest @ Pose([offset_x, 0, -0.01 + (0.01 + past_seat) * i / steps]), duration=0.002)
+            peak = max(peak, arm.state().wrench.force_norm)
     return peak
 
 
@@ -92,3 +95,30 @@ def test_render_png(tmp_path):
         arm.sim.render(str(path), width=320, height=240)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 5000
+
+
+def test_the_simulated_ur_is_stiff_unless_asked_for_compliance(ur5e_file):
+    """Pressing the held plate 2 mm into the seat: a stiff position loop (hundreds of newtons, the
+    envelope stops it) under servoL; below the force limit with the skill's compliance."""
+    from rmskill import SafetyViolation
+
+    with rmskill.connect(ur5e_file) as arm:
+        seat = arm.config.fixture("shelf_2")
+        above = seat @ Pose((0.0, 0.0, -0.01))
+        arm.move_to(above, 0.05)
+
+        def press(depth: float) -> float:
+            arm.stop()
+            peak = 0.0
+            for i in range(1, 701):  # down at 10 mm/s, then hold
+                arm.servo(above @ Pose((0.0, 0.0, min(1.0, i / 600) * (0.01 + depth))))
+                peak = max(peak, arm.state().wrench.force_norm)
+            return peak
+
+        with compliant(arm, Compliance.uniform(4000.0, 300.0)):
+            soft = press(0.002)
+        arm.move_to(above, 0.05)
+        with pytest.raises(SafetyViolation) as err:
+            press(0.002)
+        assert err.value.limit == "force"
+        assert 4.0 < soft < arm.config.limits.max_force

@@ -84,3 +84,18 @@ def test_no_command_bypasses_the_envelope(arm):
     arm.recover()
     with pytest.raises(SafetyViolation):
         arm.servo([0.0] * 5)
+
+
+def test_compliance_is_bounded_by_the_arm_files_limits(arm):
+    from rmskill.arm import Compliance
+
+    assert _expect(arm, "stiffness", lambda: arm.set_compliance(Compliance.uniform(2e4, 300.0))).bound == 10000.0
+    assert _expect(arm, "stiffness", lambda: arm.set_compliance(Compliance.uniform(4000.0, 5000.0))).bound == 1000.0
+    assert _expect(arm, "force", lambda: arm.set_compliance(Compliance.free_along("z", -80.0))).value == 80.0
+    assert _expect(arm, "finite", lambda: arm.set_compliance(Compliance((np.nan,) * 6))).limit == "finite"
+    springs_pushing = Compliance((4e3,) * 3 + (300.0,) * 3, 1.0, (0, 0, 5, 0, 0, 0))  # a wrench needs a free axis
+    assert _expect(arm, "input", lambda: arm.set_compliance(springs_pushing))
+    arm.set_compliance(Compliance.uniform(4000.0, 300.0))
+    assert arm.compliance == Compliance.uniform(4000.0, 300.0) and arm.unwrapped.ctrl.compliant
+    arm.set_compliance(None)
+    assert arm.compliance is None and not arm.unwrapped.ctrl.compliant

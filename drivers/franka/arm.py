@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rmskill.arm import Arm, ArmState, Capabilities, Wrench
+from rmskill.arm import Arm, ArmState, Capabilities, Compliance, Wrench
 from rmskill.config import ArmConfig
 from rmskill.drivers.franka.client import ControlProcess, Failure
 from rmskill.drivers.franka.options import control_settings, parse_options
@@ -48,7 +48,11 @@ class FrankaArm(Arm):
     libfranka said, until ``recover()``.
     """
 
-    capabilities = Capabilities(model="fr3", dof=7, rate_hz=1000.0, senses_wrench=True, reach=FR3.span)
+    capabilities = Capabilities(model="fr3", dof=7, rate_hz=1000.0, senses_wrench=True, reach=FR3.span,
+                                compliance=True)
+    #: libfranka's Cartesian impedance range: translation [N/m], rotation [Nm/rad].
+    MAX_STIFFNESS = (3000.0, 300.0)
+    compliance: Compliance | None = None
 
     def __init__(self, config: ArmConfig):
         self.config = config
@@ -219,6 +223,25 @@ class FrankaArm(Arm):
         """libfranka's load: ``mass`` [kg] at ``center_of_mass`` [m] in the flange frame."""
         self._check()
         self._request("set_payload", 10.0, mass=float(mass), center_of_mass=[float(c) for c in center_of_mass])
+
+    # --- compliance ---------------------------------------------------------------------
+    def set_compliance(self, compliance: Compliance | None) -> None:
+        """libfranka's Cartesian impedance (``setCartesianImpedance``, critically damped by the robot)
+        for the motions that follow, under the CartesianImpedance controller mode; ``None``: the arm
+        file's controller again. Springs only: a force-controlled axis needs a torque controller."""
+        self._check()
+        stiffness = None
+        if compliance is not None:
+            k = np.asarray(compliance.stiffness, dtype=float)
+            if np.any(k == 0.0):
+                raise DriverError("the Franka driver has no force-controlled axes (stiffness 0); ask for springs")
+            bound = np.repeat(self.MAX_STIFFNESS, 3)
+            if np.any(k > bound):
+                raise DriverError(f"Franka Cartesian stiffness {k.tolist()} is above libfranka's range "
+                                  f"{bound.tolist()}")
+            stiffness = k.tolist()
+        self._request("set_compliance", 10.0, stiffness=stiffness)
+        self.compliance = compliance
 
     # --- diagnostics (benchmarks) -------------------------------------------------------
     def loop_timing(self) -> np.ndarray:

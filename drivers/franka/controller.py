@@ -190,6 +190,12 @@ class Controller:
             self.robot.set_EE((np.linalg.inv(f_t_ne) @ f_t_tcp).T.reshape(-1).tolist())
         elif op == "set_payload":
             self.robot.set_load(req["mass"], req["center_of_mass"], [0.0] * 9)
+        elif op == "set_compliance":  # the internal Cartesian impedance, for the next motion
+            stiffness = req["stiffness"] or self.settings["cartesian_impedance"]
+            if stiffness:
+                self.robot.set_cartesian_impedance(stiffness)
+            self.mode = pf.ControllerMode.CartesianImpedance if req["stiffness"] else getattr(
+                pf.ControllerMode, self.settings["mode"])
         elif op == "recover":
             self.robot.automatic_error_recovery()
             self.faulted = False

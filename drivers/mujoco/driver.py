@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import mujoco
 import numpy as np
 
-from rmskill.arm import Arm, ArmState, Capabilities, Wrench
+from rmskill.arm import Arm, ArmState, Capabilities, Compliance, Wrench
 from rmskill.config import ArmConfig
 from rmskill.drivers.mujoco.config import MujocoSimConfig
 from rmskill.drivers.mujoco.controller import GRAVITY, CartesianImpedance
@@ -43,7 +43,11 @@ class MujocoArm(Arm):
         self.capabilities = Capabilities(
             model=self.arm_model.name, dof=self.arm_model.dof, rate_hz=self.arm_model.rate_hz,
             senses_wrench=True, freedrive=True, simulated=True, realtime=self.realtime, reach=self.arm_model.span,
+            compliance=True,
         )
+        #: A UR is a stiff position loop under servoL/moveL; an FR3 its own Cartesian impedance.
+        self.position_controlled = self.arm_model.name.startswith("ur")
+        self.compliance: Compliance | None = None
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
         self.fingers = SimGripper(self)  # the simulated plate gripper; ``gripper`` unless the arm file names another
@@ -70,7 +74,9 @@ class MujocoArm(Arm):
         self._qpos0 = self.data.qpos[:1]
         n = self.arm_model.dof
         self.ctrl = CartesianImpedance(m, self.data, n, self._flange, self.arm_model.stiffness,
-                                       np.array(self.config.home or self.arm_model.home))
+                                       np.array(self.config.home or self.arm_model.home),
+                                       position_controlled=self.position_controlled)
+        self.set_compliance(self.compliance)
         self._substeps = max(1, round(1.0 / (self.arm_model.rate_hz * m.opt.timestep)))
         truth = self.config.truth
         self._latency_steps = round(truth.latency_ms / 1000.0 / m.opt.timestep)
@@ -185,8 +191,7 @@ class MujocoArm(Arm):
         self._require()
         period = 1.0 / self.arm_model.rate_hz
         periods = 1 if duration is None else max(1, round(duration / period))
-        ctrl = self.ctrl
-        ctrl.mode = "cartesian"
+        self._cartesian()
         if periods == 1:
             self._command(pose.xyz, pose.wxyz)
             self._step(self._substeps)
@@ -211,13 +216,35 @@ class MujocoArm(Arm):
         duration = max(dist / max(speed, 1e-4), 0.05)
         period = 1.0 / self.arm_model.rate_hz
         steps = max(1, round(duration / period))
-        self.ctrl.mode = "cartesian"
+        self._cartesian()
         for i in range(1, steps + 1):
             s = i / steps
             s = s * s * (3 - 2 * s)  # smooth start and stop
             self._command_pose(start.interpolate(pose, s))
             self._step(self._substeps)
         self._settle(pose)
+
+    def _cartesian(self) -> None:
+        """Cartesian control from here on; coming from joint control, hold where the arm is first."""
+        if self.ctrl.mode != "cartesian":
+            self.hold(reanchor=True)
+
+    def servo_joints(self, q: Sequence[float], duration: float | None = None) -> None:
+        """Stream joint targets ``q`` [rad] (servoJ, speedJ): the joint loop tracks them over ``duration``
+        [s] (one native period by default), each joint on its own."""
+        self._require()
+        ctrl = self.ctrl
+        if ctrl.mode != "joint":
+            ctrl.mode = "joint"
+            ctrl.reset_feedforward()
+            ctrl.target_q = self.data.qpos[: self.arm_model.dof].copy()
+            self._pending.clear()
+        period = 1.0 / self.arm_model.rate_hz
+        periods = 1 if duration is None else max(1, round(duration / period))
+        q0, q1 = np.array(ctrl.target_q), np.asarray(q, dtype=float)
+        for i in range(1, periods + 1):
+            ctrl.target_q = q0 + (q1 - q0) * (i / periods)
+            self._step(self._substeps)
 
     def _command_pose(self, pose: Pose) -> None:
         self._command(np.array(pose.xyz), np.array(pose.wxyz))
@@ -269,6 +296,21 @@ class MujocoArm(Arm):
             self.ctrl.mode = "float"
         else:
             self.hold()
+
+    # --- compliance ---------------------------------------------------------------------
+    def set_compliance(self, compliance: Compliance | None) -> None:
+        """The controller's impedance per axis (``None``: the arm's own: stiff for a UR, the FR3's
+        impedance). Takes effect at once; the target stays where it is, except that an arm made stiff
+        again holds where it is (a stiff loop pulling back to a target it was pushed from would press)."""
+        was, self.compliance = self.compliance, compliance
+        if not hasattr(self, "ctrl"):
+            return
+        if compliance is None:
+            self.ctrl.set_own()
+            if was is not None and self._connected:
+                self.hold(reanchor=True)  # as a UR leaving force mode: stop where the arm is
+        else:
+            self.ctrl.set_impedance(compliance.stiffness, compliance.damping_ratio, compliance.wrench)
 
     # --- configuration ------------------------------------------------------------------
     def set_tcp(self, flange_T_tcp: Pose) -> None:

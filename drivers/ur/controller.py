@@ -9,15 +9,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from rmskill.arm import Arm
+from rmskill.arm import Arm, Wrench
 from rmskill.config import ArmConfig
 from rmskill.geometry import Pose
 
+from .force_mode import ForceMode
 from .kinematic_arm import URKinematics
 from .motion import Motion, Setpoint
 
@@ -25,10 +28,13 @@ log = logging.getLogger(__name__)
 
 ROBOT_MODE = {"POWER_OFF": 3, "IDLE": 5, "RUNNING": 7}
 SAFETY_NORMAL, SAFETY_PROTECTIVE_STOP = 1, 3
-RUNTIME_STOPPED, RUNTIME_PLAYING = 1, 2
+RUNTIME_STOPPED, RUNTIME_PLAYING, RUNTIME_PAUSED = 1, 2, 3
 N_REG = 48
 SETTLE_MM = 0.05  # [mm] a move has arrived when the TCP is this close to its target
 SETTLE_TIMEOUT = 0.5  # [s] longest wait for that after the motion profile has ended
+FORCE_FILTER = 0.016  # [s] time constant of the force the safety system compares with its limit
+CATCH_UP = 0.1  # [s] the loop catches up on a delay up to this long; a longer one is skipped
+HISTORY = 500  # control periods of joint positions kept (get_actual_joint_positions_history)
 
 
 class Registers:
@@ -39,6 +45,15 @@ class Registers:
         self.output = {"int": [0] * N_REG, "double": [0.0] * N_REG, "bit": [False] * 128}
         self.other_inputs: dict[str, Any] = {}
         self.owners: dict[str, object] = {}
+        self._last_input = time.monotonic()
+
+    def touch(self) -> None:
+        """An RTDE input package arrived (the watchdog's input)."""
+        self._last_input = time.monotonic()
+
+    def input_age(self) -> float:
+        """Seconds since the last RTDE input package."""
+        return time.monotonic() - self._last_input
 
     def claim(self, names: list[str], owner: object) -> list[str]:
         """Give ``names`` to ``owner``; returns those already owned by someone else (IN_USE)."""
@@ -74,6 +89,7 @@ class Controller:
         self.payload = (0.0, [0.0, 0.0, 0.0])
         #: Safety force limit [N]; UR's default for normal mode is 150 N.
         self.force_limit = float(config.options.get("emulator_force_limit", 150.0))
+        self.safety_force = 0.0  # [N] the filtered TCP force the limit is judged on
         self.tick_count = 0
         self._settling = 0.0
         self.overruns = 0
@@ -81,7 +97,15 @@ class Controller:
         self.tool: Any = None  # the emulated gripper (``tool.make_tool``), stepped with the arm
         self.tool_outputs = 0  # tool digital outputs, bit i = output i
         self.tool_inputs = 0  # tool digital inputs, bit i = input i
-        self.state = arm.state()
+        self.digital_outputs = 0  # standard (bits 0-7) and configurable (bits 8-15) digital outputs
+        self.analog_outputs = [0.0, 0.0]  # standard analog outputs [A or V]
+        self.speed_slider = 1.0  # the pendant's speed slider, set over RTDE: scales the time of every motion
+        self.paused = False
+        self.force_mode = ForceMode()
+        self.ft_offset = np.zeros(6)  # zero_ftsensor(): subtracted from the sensed wrench
+        self.target_payload_inertia = [0.0] * 6
+        self.q_history: deque[np.ndarray] = deque(maxlen=HISTORY)
+        self.raw_state = self.state = arm.state()
         self._hold = Setpoint(pose=self.state.base_T_tcp)
 
     # --- control loop ---------------------------------------------------------------------
@@ -94,18 +118,24 @@ class Controller:
             delay = deadline - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            elif delay < -10 * self.period:  # far behind: skip ahead instead of bursting
+            elif delay < -CATCH_UP:  # far behind (the machine stalled): skip ahead instead of bursting
                 self.overruns += 1
                 deadline = time.monotonic()
+            # a little behind: the next periods run back to back, so controller time keeps up with the clock
 
     def tick(self) -> None:
         """One control period: run the program, move the arm, publish the state."""
         with self.lock:
-            if self.program is not None:
-                self.program.step()
-            if self.tool is not None:
-                self.tool.step()
-            self._step_arm()
+            try:
+                if self.program is not None and not self.paused:
+                    self.program.step()
+                if self.tool is not None:
+                    self.tool.step()
+                self._step_arm()
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:  # a program error, not a crash
+                log.error("control program error: %s", err)
+                self.stop_program(f"runtime error: {err}")
+                self.state = self._zeroed(self.arm.state())
             snapshot = self.snapshot()
             self.tick_count += 1
         for publish in list(self.subscribers):
@@ -117,18 +147,26 @@ class Controller:
 
     def _step_arm(self) -> None:
         motion = self.motion
-        if motion is not None and self.robot_mode == ROBOT_MODE["RUNNING"] and not self.freedrive:
-            self._hold = motion.step(self.period)
+        running = self.robot_mode == ROBOT_MODE["RUNNING"] and not self.freedrive and not self.paused
+        if motion is not None and running:
+            self._hold = motion.step(self.period * self.speed_slider)
         servo_joints = getattr(self.arm, "servo_joints", None)
-        if self._hold.q is not None and servo_joints is not None:
+        force = self.force_mode.active and running
+        if self._hold.q is not None and servo_joints is not None and not force:
             servo_joints(self._hold.q, self.period)
         else:  # arms without joint servo follow the joint path through its TCP poses
             pose = self._hold.pose if self._hold.pose is not None else self.kin.forward(self._hold.q)  # type: ignore[arg-type]
+            if force:
+                pose = self.force_mode.step(pose, self._wrench_vector(), self.period)
             self.arm.servo(pose, self.period)
-        self.state = self.arm.state()
-        wrench = self.state.wrench
-        if wrench is not None and wrench.force_norm > self.force_limit and self.safety_mode == SAFETY_NORMAL:
-            self.protective_stop(f"TCP force {wrench.force_norm:.0f} N above the {self.force_limit:.0f} N limit")
+        self.raw_state = self.arm.state()
+        self.state = self._zeroed(self.raw_state)
+        self.q_history.append(self.state.q.copy())
+        wrench = self.raw_state.wrench
+        if wrench is not None:  # the safety system judges the force as it estimates it: low-pass filtered
+            self.safety_force += self.period / (FORCE_FILTER + self.period) * (wrench.force_norm - self.safety_force)
+        if self.safety_force > self.force_limit and self.safety_mode == SAFETY_NORMAL:
+            self.protective_stop(f"TCP force {self.safety_force:.0f} N above the {self.force_limit:.0f} N limit")
             return
         if motion is not None and motion.done:
             # like a real controller, a move ends once the arm has arrived (or gives up settling)
@@ -144,12 +182,52 @@ class Controller:
         assert setpoint.pose is not None
         return self.state.base_T_tcp.distance_mm(setpoint.pose) < SETTLE_MM
 
+    def _wrench_vector(self) -> np.ndarray:
+        w = self.state.wrench
+        return np.zeros(6) if w is None else np.r_[w.force, w.torque]
+
+    def _zeroed(self, state):
+        """``state`` with the F/T offset of the last ``zero_ftsensor()`` taken off its wrench."""
+        if state.wrench is None or not np.any(self.ft_offset):
+            return state
+        return replace(state, wrench=Wrench(state.wrench.force - self.ft_offset[:3],
+                                            state.wrench.torque - self.ft_offset[3:]))
+
     # --- commands used by programs and servers ----------------------------------------------
     def start_motion(self, motion: Motion | None) -> None:
         """Replace the current motion; ``None`` stops and holds the measured pose."""
         self.motion, self._settling = motion, 0.0
+        self.force_mode.rebase()
         if motion is None:
             self.hold_here()
+
+    def zero_ft_sensor(self) -> None:
+        """zero_ftsensor(): the wrench sensed now reads zero from here on."""
+        w = self.raw_state.wrench
+        self.ft_offset = np.zeros(6) if w is None else np.r_[w.force, w.torque]
+
+    def end_force_mode(self) -> None:
+        self.force_mode.stop()
+        self.start_motion(None)
+
+    def joints_within_limits(self, q) -> bool:
+        """is_within_safety_limits(q): every joint in its range and the TCP in the arm file's workspace."""
+        q = np.asarray(q, dtype=float)
+        lo, hi = self.kin.ranges
+        if q.shape != (6,) or not np.all(np.isfinite(q)) or np.any(q < lo) or np.any(q > hi):
+            return False
+        return self.in_workspace(self.kin.forward(q))
+
+    def pose_within_limits(self, pose: Pose) -> bool:
+        """is_within_safety_limits(pose): in the arm file's workspace and reachable within the joint ranges."""
+        if not self.in_workspace(pose):
+            return False
+        q = self.kin.solve(pose, self.state.q)
+        return q is not None and self.joints_within_limits(q)
+
+    def in_workspace(self, pose: Pose) -> bool:
+        box = self.config.limits.workspace
+        return all(lo <= v <= hi for v, lo, hi in zip(pose.xyz.tolist(), box.min, box.max, strict=True))
 
     def hold_here(self) -> None:
         self._hold = Setpoint(pose=self.state.base_T_tcp)
@@ -166,11 +244,23 @@ class Controller:
         self.arm.set_payload(mass, cog)
 
     def write_outputs(self, values: dict[str, Any]) -> None:
-        """Apply the digital outputs an RTDE input package sets (each masked: only the mask's bits change)."""
+        """Apply the outputs an RTDE input package sets (rtde_io): digital outputs (each masked: only the
+        mask's bits change), analog outputs and the speed slider."""
         mask = int(values.get("tool_digital_output_mask", 0))
         if mask:
             value = int(values.get("tool_digital_output", 0))
             self.tool_outputs = (self.tool_outputs & ~mask) | (value & mask)
+        for name, shift in (("standard", 0), ("configurable", 8)):
+            mask = int(values.get(f"{name}_digital_output_mask", 0)) << shift
+            if mask:
+                value = int(values.get(f"{name}_digital_output", 0)) << shift
+                self.digital_outputs = (self.digital_outputs & ~mask) | (value & mask)
+        mask = int(values.get("standard_analog_output_mask", 0))
+        for i in range(2):
+            if mask & (1 << i):
+                self.analog_outputs[i] = float(values.get(f"standard_analog_output_{i}", 0.0))
+        if int(values.get("speed_slider_mask", 0)):
+            self.speed_slider = float(np.clip(values.get("speed_slider_fraction", 1.0), 0.0, 1.0))
 
     def set_freedrive(self, on: bool) -> None:
         self.freedrive = on
@@ -181,7 +271,8 @@ class Controller:
     def stop_program(self, reason: str) -> None:
         if self.program is not None:
             log.info("control program stopped: %s", reason)
-        self.program = None
+        self.program, self.paused = None, False
+        self.force_mode.stop()
         self.start_motion(None)
 
     def load_program(self, program: Any, name: str) -> bool:
@@ -200,6 +291,7 @@ class Controller:
         with self.lock:
             log.warning("protective stop: %s", reason)
             self.safety_mode = SAFETY_PROTECTIVE_STOP
+            self.force_mode.stop()
             self.stop_program(f"protective stop ({reason})")
             self.arm.stop()
 
@@ -238,14 +330,17 @@ class Controller:
             "actual_TCP_speed": s.tcp_velocity.tolist(), "target_TCP_speed": s.tcp_velocity.tolist(),
             "actual_TCP_force": wrench.tolist(), "ft_raw_wrench": wrench.tolist(),
             "robot_mode": self.robot_mode, "safety_mode": self.safety_mode, "safety_status": self.safety_mode,
-            "joint_mode": [253] * 6, "runtime_state": RUNTIME_PLAYING if running else RUNTIME_STOPPED,
+            "joint_mode": [253] * 6,
+            "runtime_state": (RUNTIME_PAUSED if self.paused else RUNTIME_PLAYING) if running else RUNTIME_STOPPED,
             "robot_status_bits": int(self.robot_mode != ROBOT_MODE["POWER_OFF"]) | (int(running) << 1),
             "safety_status_bits": (1 if normal else 0) | (0 if normal else 1 << 2),
-            "speed_scaling": 1.0, "target_speed_fraction": 1.0,
+            "speed_scaling": self.speed_slider, "target_speed_fraction": self.speed_slider,
+            "standard_analog_output0": self.analog_outputs[0], "standard_analog_output1": self.analog_outputs[1],
             "actual_main_voltage": 48.0, "actual_robot_voltage": 48.0, "joint_temperatures": [30.0] * 6,
             "payload": self.payload[0], "payload_cog": self.payload[1],
             # tool I/O are bits 16 and 17 of the digital bit fields, as on a real controller
-            "actual_digital_output_bits": self.tool_outputs << 16, "actual_digital_input_bits": self.tool_inputs << 16,
+            "actual_digital_output_bits": (self.tool_outputs << 16) | self.digital_outputs,
+            "actual_digital_input_bits": self.tool_inputs << 16,
             "tcp_offset": self.kin.flange_T_tcp.to_ur(), "actual_execution_time": 0.1,
         }
         for direction, bank in (("input", regs.input), ("output", regs.output)):

@@ -5,6 +5,14 @@ State streams at 500 Hz (e-Series). ``servo`` uses servoL with ``lookahead_time`
 ``options.servo_gain`` in the arm file: shorter lookahead and higher gain track tighter but
 amplify jitter). A lost connection, a protective stop and a missed servo deadline each stop the
 arm (where it can still be reached) and raise ``DriverError`` saying which.
+
+Compliance (``set_compliance``): a UR under servoL is a stiff position loop, so a contact phase asks
+for compliance and the driver runs it at 500 Hz, one of two ways (``options.compliance_method``):
+``force_mode`` (default): UR's own forceMode on every axis, its wrench each period the spring force
+toward the commanded pose (plus the free axes' force); the force loop runs in the controller, so a
+late client period does not let the contact force run away. ``admittance``: a virtual
+mass-spring-damper on the sensed wrist wrench shifts each servoL target (short lookahead, high gain
+while compliant); tighter tracking, but the loop closes through the client and its timing.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from rmskill.arm import Arm, ArmState, Capabilities, Wrench
+from rmskill.arm import Arm, ArmState, Capabilities, Compliance, Wrench
 from rmskill.config import ArmConfig
 from rmskill.errors import DriverError
 from rmskill.geometry import Pose
@@ -31,6 +39,15 @@ ROBOT_MODE_RUNNING = 7
 STOP_WAIT = 0.02  # [s] longest wait for a stop command after a failure (it is best effort)
 SERVO_ACK = 0.05  # [s] longest wait for ur_rtde to hand a servoL to the controller
 COMMAND_ACK = 5.0  # [s] longest wait for a configuration command (setTcp, setPayload, teach mode)
+CLOSE_WAIT = 2.0  # [s] longest wait for each of servoStop and stopScript when closing
+#: Admittance: virtual mass [kg] and inertia [kg m^2], speed cap on each axis [m/s, rad/s].
+ADMITTANCE_MASS = (8.0, 0.2)
+ADMITTANCE_SPEED = (0.1, 0.5)
+#: servoL while compliant: lookahead [s] and gain (tight, so the admittance loop sees its own output).
+COMPLIANT_LOOKAHEAD, COMPLIANT_GAIN = 0.03, 2000.0
+#: force_mode: UR's damping (0..1) and gain scaling (0..2), damped enough not to chatter on a hard contact.
+FORCE_MODE_DAMPING, FORCE_MODE_GAIN_SCALING = 0.5, 0.5
+FORCE_MODE_SPEED = (0.05, 0.3)  # [m/s, rad/s] force mode's speed limits on its compliant axes
 
 
 class URArm(Arm):
@@ -47,13 +64,21 @@ class URArm(Arm):
         self.stale_after = float(opts.get("state_timeout", 0.15))  # [s] without new state = link lost
         self.kinematics = URKinematics(config.model) if config.model in DH_TABLES else None
         reach = sum(abs(d) + abs(a) for d, a, _ in DH_TABLES.get(config.model, ())) or 2.0
-        self.capabilities = Capabilities(model=config.model, dof=6, rate_hz=self.frequency, senses_wrench=True,
-                                         freedrive=True, simulated=False, realtime=True, reach=reach)
         self._recv: Any = None
         self._ctrl: Any = None
         self._period_end: float | None = None  # end of the current servo period (monotonic [s])
         self._last_stamp = (-1.0, 0.0)  # (controller timestamp, monotonic time it was first seen)
         self._commands = CommandThread()
+        self.compliance_method = str(opts.get("compliance_method", "force_mode"))
+        if self.compliance_method not in ("admittance", "force_mode"):
+            raise DriverError(f"arm file '{config.name}': options.compliance_method must be admittance or "
+                              f"force_mode, got {self.compliance_method!r}")
+        self.compliance: Compliance | None = None
+        self._offset = np.zeros(6)  # admittance: shift of the servo target, base frame [m, rad]
+        self._offset_velocity = np.zeros(6)
+        self._target: Pose | None = None  # the last commanded (unshifted) servo target
+        self.capabilities = Capabilities(model=config.model, dof=6, rate_hz=self.frequency, senses_wrench=True,
+                                         freedrive=True, simulated=False, realtime=True, reach=reach, compliance=True)
 
     # --- lifecycle ----------------------------------------------------------------------
     def connect(self) -> None:
@@ -83,12 +108,20 @@ class URArm(Arm):
         self._ctrl = self._recv = None
         self._period_end = None
         calls = [ctrl.servoStop, ctrl.stopScript] if ctrl is not None and alive else []
-        calls += [x.disconnect for x in (ctrl, recv) if x is not None]
-        for call in calls:
-            try:
-                call()
-            except Exception as err:  # closing is best effort: the link may be gone already
-                log.debug("while closing: %s", err)
+        for call in calls:  # on the command thread, after any call still running there, never waited on long:
+            job = self._commands.submit(call)  # ur_rtde's stopScript waits as long as the script runs
+            if not job.done.wait(CLOSE_WAIT):
+                log.warning("UR controller did not confirm %s within %.0f s while closing", call.__name__,
+                            CLOSE_WAIT)
+                break
+            if job.error is not None:  # closing is best effort: the link may be gone already
+                log.debug("while closing: %s", job.error)
+        for link in (ctrl, recv):
+            if link is not None:
+                try:
+                    link.disconnect()
+                except Exception as err:
+                    log.debug("while closing: %s", err)
 
     @property
     def connected(self) -> bool:
@@ -193,6 +226,7 @@ class URArm(Arm):
     # --- motion -------------------------------------------------------------------------
     def move_to(self, pose: Pose, speed: float = 0.1) -> None:
         self._end_stream()
+        self._target = None
         self.check()
         self._call(f"moveL to {pose}", self._ctrl.moveL, pose.to_ur(), float(speed), self.acceleration,
                    timeout=None)
@@ -205,18 +239,72 @@ class URArm(Arm):
                    timeout=None)
 
     def servo(self, pose: Pose, duration: float | None = None) -> None:
-        """servoL to ``pose``; returns when this period of ``duration`` [s] (default 2 ms) ends."""
+        """servoL to ``pose``; returns when this period of ``duration`` [s] (default 2 ms) ends.
+        While compliant, the target is reached over native periods, each shaped by the compliance."""
         dt = float(duration) if duration else self.native_period
+        if self.compliance is None:
+            self._servo_period(pose, dt, self.lookahead_time, self.gain)
+            return
+        start = self._target or self.state().base_T_tcp
+        periods = max(1, round(dt / self.native_period))
+        for i in range(1, periods + 1):
+            target = start.interpolate(pose, i / periods)
+            self._target = target
+            if self.compliance_method == "force_mode":
+                self._force_mode_period(target)
+            else:
+                self._servo_period(self._admit(target), self.native_period, COMPLIANT_LOOKAHEAD, COMPLIANT_GAIN)
+
+    def _admit(self, target: Pose) -> Pose:
+        """One admittance step: M a = f_ext + w - K x - D v on the offset x, returned added to ``target``."""
+        c, dt = self.compliance, self.native_period
+        assert c is not None
+        state = self.state()
+        f_ext = np.r_[state.wrench.force, state.wrench.torque] if state.wrench is not None else np.zeros(6)
+        k = np.asarray(c.stiffness, dtype=float)
+        mass = np.repeat(ADMITTANCE_MASS, 3)
+        d = 2.0 * c.damping_ratio * np.sqrt(np.where(k > 0, k, np.repeat((1000.0, 50.0), 3)) * mass)
+        acc = (f_ext + np.asarray(c.wrench) - k * self._offset - d * self._offset_velocity) / mass
+        cap = np.repeat(ADMITTANCE_SPEED, 3)
+        self._offset_velocity = np.clip(self._offset_velocity + acc * dt, -cap, cap)
+        self._offset = self._offset + self._offset_velocity * dt
+        turn = Pose.from_rotvec((0.0, 0.0, 0.0), self._offset[3:])
+        return Pose(target.xyz + self._offset[:3], (turn @ Pose((0, 0, 0), target.wxyz)).wxyz)
+
+    def _force_mode_period(self, target: Pose) -> None:
+        """UR force mode on every axis for one native period: the spring toward ``target`` (plus the
+        free axes' wrench) is the wrench to apply; the controller's own admittance does the rest."""
+        c = self.compliance
+        assert c is not None
+        state = self.state()
+        here = state.base_T_tcp
+        turn = Pose((0, 0, 0), target.wxyz) @ Pose((0, 0, 0), here.wxyz).inverse()
+        error = np.r_[target.xyz - here.xyz, turn.rotvec]
+        wrench = np.asarray(c.stiffness, dtype=float) * error + np.asarray(c.wrench)  # the controller damps
+        limits = [FORCE_MODE_SPEED[0]] * 3 + [FORCE_MODE_SPEED[1]] * 3
+        self._pace(self.native_period)
+        self._call("forceMode", self._ctrl.forceMode, [0.0] * 6, [1] * 6, wrench.tolist(), 2, limits,
+                   timeout=SERVO_ACK)
+        self._wait_period()
+
+    def _servo_period(self, pose: Pose, dt: float, lookahead: float, gain: float) -> None:
+        self._pace(dt)
+        self._call("servoL", self._ctrl.servoL, pose.to_ur(), 0.0, 0.0, dt, lookahead, gain, timeout=SERVO_ACK)
+        self._wait_period()
+
+    def _pace(self, dt: float) -> None:
+        """Check the servo deadline of a streamed command; the period ends ``dt`` [s] later."""
         now = time.monotonic()
         if self._period_end is not None and now - self._period_end > self.config.limits.servo_timeout:
             late = (now - self._period_end) * 1000
             self._fail(f"servo deadline missed by {late:.0f} ms (servo_timeout "
                        f"{self.config.limits.servo_timeout * 1000:.0f} ms); the arm was stopped")
         self.check()
-        self._call("servoL", self._ctrl.servoL, pose.to_ur(), 0.0, 0.0, dt, self.lookahead_time, self.gain,
-                   timeout=SERVO_ACK)
         start = now if self._period_end is None else max(self._period_end, now - dt)
         self._period_end = start + dt
+
+    def _wait_period(self) -> None:
+        assert self._period_end is not None
         while (left := self._period_end - time.monotonic()) > 0:
             time.sleep(min(left, 0.001))
             if not self._recv.isConnected():
@@ -226,8 +314,30 @@ class URArm(Arm):
         if self._ctrl is None:
             return
         streaming, self._period_end = self._period_end is not None, None
+        self._target = None
         self.check()
+        if self.compliance is not None and self.compliance_method == "force_mode":
+            self._call("forceModeStop", self._ctrl.forceModeStop)
+            return
         self._call("stop", self._ctrl.servoStop if streaming else self._ctrl.stopL)
+
+    # --- compliance ---------------------------------------------------------------------
+    def set_compliance(self, compliance: Compliance | None) -> None:
+        """Compliant from the next servo on (see the module docstring); ``None``: stiff again, the arm
+        stopping where it is. Blocking moves (moveL, moveJ) are always stiff."""
+        was, self.compliance = self.compliance, None
+        if was is not None and self._ctrl is not None:
+            if self.compliance_method == "force_mode":
+                self._period_end = None
+                self._call("forceModeStop", self._ctrl.forceModeStop)
+            else:
+                self._end_stream()
+        self._offset, self._offset_velocity, self._target = np.zeros(6), np.zeros(6), None
+        if compliance is not None and self.compliance_method == "force_mode":
+            self._end_stream()
+            self._call("forceModeSetDamping", self._ctrl.forceModeSetDamping, FORCE_MODE_DAMPING)
+            self._call("forceModeSetGainScaling", self._ctrl.forceModeSetGainScaling, FORCE_MODE_GAIN_SCALING)
+        self.compliance = compliance
 
     def _end_stream(self) -> None:
         if self._period_end is not None:

@@ -1,6 +1,7 @@
 """A UR controller emulator on loopback that the unmodified ur_rtde client talks to.
 
-Serves RTDE (30004), the dashboard (29999) and the script port (30003) for a simulated arm:
+Serves RTDE (30004), the dashboard (29999), the script port (30003) and the primary/secondary
+client interfaces' state stream (30001/30002) for a simulated arm:
 the MuJoCo arm when ``rmskill.drivers.mujoco`` is available, else a kinematic stand-in.
 
     python -m rmskill.drivers.ur.emulator examples/arms/emulated-ur5e.yaml
@@ -31,7 +32,7 @@ from rmskill.arm import Arm
 from rmskill.config import ArmConfig, load_arm_config
 from rmskill.errors import ConfigError
 
-from . import dashboard, script_server
+from . import dashboard, primary_server, script_server
 from .controller import Controller
 from .kinematic_arm import KinematicArm
 from .listener import Listener, check_bind
@@ -40,7 +41,7 @@ from .tool import make_tool
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"rtde": 30004, "dashboard": 29999, "script": 30003}
+DEFAULT_PORTS = {"rtde": 30004, "dashboard": 29999, "script": 30003, "primary": 30001, "secondary": 30002}
 #: PolyScope 5.15: an e-Series controller, so ur_rtde streams at 500 Hz.
 DEFAULT_VERSION = (5, 15, 0, 12345)
 READY = b"UR emulator ready"
@@ -95,6 +96,8 @@ class Emulator:
         self.serial = "20235500001"
         self.model_name = config.model.upper().removesuffix("E")  # the dashboard says "UR5"
         self.controller = Controller(arm if arm is not None else make_arm(config, backend), config)
+        folder = config.options.get("emulator_programs")
+        self.programs = dashboard.ProgramStore(Path(folder).expanduser() if folder else None)
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
         self._listeners = [
@@ -102,6 +105,10 @@ class Emulator:
             Listener(host, self.ports["dashboard"], lambda s: dashboard.serve_client(self, s), "dashboard",
                      allow_remote),
             Listener(host, self.ports["script"], lambda s: script_server.serve_client(self, s), "script",
+                     allow_remote),
+            Listener(host, self.ports["primary"], lambda s: primary_server.serve_client(self, s), "primary",
+                     allow_remote),
+            Listener(host, self.ports["secondary"], lambda s: primary_server.serve_client(self, s), "secondary",
                      allow_remote),
         ]
 

@@ -32,6 +32,12 @@ DH_TABLES: dict[str, tuple[tuple[float, float, float], ...]] = {
         (0.11655, 0.0, 0.0),
     ),
 }
+#: Joint ranges [rad] (lower, upper) per model: the arm's own; UR e-Series elbows turn +-180 deg.
+JOINT_RANGES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "ur5e": (tuple(link.lower for link in UR5E.links), tuple(link.upper for link in UR5E.links)),
+    "ur10e": ((-2 * np.pi, -2 * np.pi, -np.pi, -2 * np.pi, -2 * np.pi, -2 * np.pi),
+              (2 * np.pi, 2 * np.pi, np.pi, 2 * np.pi, 2 * np.pi, 2 * np.pi)),
+}
 #: A well-conditioned start, as the MuJoCo UR5e: TCP at [0.4, 0, 0.3] (0.16 m TCP), tool down.
 DEFAULT_HOME = (2.8018, -1.8438, 1.8748, -1.6018, -1.5708, -1.9105)
 MAX_JOINT_SPEED = 3.14  # [rad/s]
@@ -86,6 +92,7 @@ class URKinematics:
         if model not in DH_TABLES:
             raise DriverError(f"no kinematic model for '{model}' (known: {', '.join(sorted(DH_TABLES))})")
         self.dh = DH_TABLES[model]
+        self.ranges = tuple(np.array(r) for r in JOINT_RANGES[model])
         self.flange_T_tcp = Pose()
 
     @property
@@ -122,6 +129,27 @@ class URKinematics:
             jac = jacobian(frames, now[:3, 3])
             q = q + jac.T @ np.linalg.solve(jac @ jac.T + 1e-6 * np.eye(6), err)
         return q
+
+
+    def solve(self, target: Pose, q_near: Sequence[float], max_position_error: float = 1e-4,
+              max_orientation_error: float = 1e-3) -> np.ndarray | None:
+        """Joints [rad] within the joint ranges that reach ``target`` within the errors [m, rad], or
+        ``None`` (get_inverse_kin_has_solution). Tries ``q_near`` first, then a few other starts."""
+        lo, hi = self.ranges
+        starts = [np.asarray(q_near, dtype=float), np.array(DEFAULT_HOME)]
+        rng = np.random.default_rng(0)
+        starts += [rng.uniform(-np.pi, np.pi, 6) for _ in range(6)]
+        for start in starts:
+            q = self.inverse(target, start, iterations=100, tol=1e-10)
+            q = (q + np.pi) % (2 * np.pi) - np.pi if np.any(q < lo) or np.any(q > hi) else q
+            now = self.forward_matrix(q)[1]
+            goal = target.matrix()
+            pos_err = float(np.linalg.norm(goal[:3, 3] - now[:3, 3]))
+            rot_err = float(np.linalg.norm(_rotvec(goal[:3, :3] @ now[:3, :3].T)))
+            if pos_err <= max_position_error and rot_err <= max_orientation_error and np.all(q >= lo) \
+                    and np.all(q <= hi):
+                return q
+        return None
 
 
 def _rotvec(rot: np.ndarray) -> np.ndarray:

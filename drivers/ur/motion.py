@@ -44,6 +44,10 @@ class Trapezoid:
     def __init__(self, length: float, speed: float, accel: float):
         self.length = max(0.0, length)
         speed, accel = max(speed, 1e-6), max(accel, 1e-6)
+        if self.length == 0.0:  # already there
+            self.t_acc = self.v_peak = self.duration = 0.0
+            self.accel = accel
+            return
         if self.length < speed * speed / accel:  # never reaches full speed
             self.t_acc = math.sqrt(self.length / accel)
             self.v_peak = accel * self.t_acc
@@ -122,18 +126,75 @@ class ServoMotion(Motion):
 
 class SpeedMotion(Motion):
     """speedL: TCP twist ``[vx, vy, vz, wx, wy, wz]`` in the base frame [m/s, rad/s], or speedJ:
-    joint speeds [rad/s] when ``start`` is joint positions. Ends after ``time`` [s] if > 0.
-    Acceleration ramps are not modelled."""
+    joint speeds [rad/s] when ``start`` is joint positions. The setpoint is integrated from the
+    last setpoint (not the measured pose), and the speed ramps to the target at ``accel``
+    [m/s^2 or rad/s^2], as UR's speedl/speedj. Ends after ``time`` [s] if > 0."""
 
-    def __init__(self, start: Pose | np.ndarray, speed: np.ndarray, time: float = 0.0):
-        self.start, self.speed, self.time, self.t = start, np.asarray(speed, float), float(time), 0.0
+    def __init__(self, start: Pose | np.ndarray, speed: np.ndarray, accel: float = 0.5, time: float = 0.0):
+        self.start = start
+        self.velocity = np.zeros(6)
+        self.retarget(speed, accel, time)
+
+    def retarget(self, speed: np.ndarray, accel: float, time: float = 0.0) -> None:
+        """A new speedL/speedJ call while this one runs: the speed changes, the position goes on."""
+        self.speed, self.accel = np.asarray(speed, float), max(1e-6, float(accel))
+        self.time, self.t, self.done = float(time), 0.0, False
 
     def step(self, dt: float) -> Setpoint:
         self.t += dt
         self.done = self.time > 0.0 and self.t >= self.time
+        change = self.speed - self.velocity
+        norm = float(np.linalg.norm(change))
+        limit = self.accel * dt
+        self.velocity = self.speed.copy() if norm <= limit else self.velocity + change * (limit / norm)
         if not isinstance(self.start, Pose):
-            self.start = self.start + self.speed * dt
+            self.start = self.start + self.velocity * dt
             return Setpoint(q=self.start)
-        rot = Pose.from_rotvec((0.0, 0.0, 0.0), self.speed[3:] * dt)
-        self.start = Pose(self.start.xyz + self.speed[:3] * dt, (rot @ Pose((0, 0, 0), self.start.wxyz)).wxyz)
+        rot = Pose.from_rotvec((0.0, 0.0, 0.0), self.velocity[3:] * dt)
+        self.start = Pose(self.start.xyz + self.velocity[:3] * dt, (rot @ Pose((0, 0, 0), self.start.wxyz)).wxyz)
         return Setpoint(pose=self.start)
+
+
+class PathMotion(Motion):
+    """movePath: moves one after another (``LinearMove``/``JointMove`` built when each starts, from
+    where the previous one ended). Blends are not modelled: the arm stops at each waypoint."""
+
+    def __init__(self, moves: list, build) -> None:
+        self.moves, self.build = list(moves), build
+        self.index = -1
+        self.current: Motion | None = None
+        self.last: Setpoint | None = None
+
+    def step(self, dt: float) -> Setpoint:
+        if self.current is None or self.current.done:
+            self.index += 1
+            if self.index >= len(self.moves):
+                self.done = True
+                assert self.last is not None
+                return self.last
+            self.current = self.build(self.moves[self.index], self.last)
+        self.last = self.current.step(dt)
+        self.done = self.current.done and self.index == len(self.moves) - 1
+        return self.last
+
+
+class ContactMove(Motion):
+    """moveUntilContact: speedL until ``touching()`` says the tool met something; then, as UR's
+    script does (stopl, movel), stop where the arm is (``measured()``) and go back to where the
+    contact began (``back()``) with a short linear move."""
+
+    def __init__(self, start: Pose, speed: np.ndarray, accel: float, touching, back, measured) -> None:
+        self.speed_motion = SpeedMotion(start, speed, accel)
+        self.touching, self.back, self.measured = touching, back, measured
+        self.retreat: LinearMove | None = None
+        self.contact = False
+
+    def step(self, dt: float) -> Setpoint:
+        if self.retreat is None and self.touching():
+            self.contact = True
+            self.retreat = LinearMove(self.measured(), self.back(), 0.05, 1.0)
+        if self.retreat is not None:
+            setpoint = self.retreat.step(dt)
+            self.done = self.retreat.done
+            return setpoint
+        return self.speed_motion.step(dt)

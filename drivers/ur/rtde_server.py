@@ -113,6 +113,7 @@ class RTDEConnection:
         values = recipe.unpack(payload)
         regs = self.c.registers
         with self.c.lock:
+            regs.touch()
             for name, value in values.items():
                 reg = rp.register(name)
                 if reg is not None:

@@ -2,7 +2,8 @@
 
 ur_rtde sends its control program as ``def rtde_control(): ... end``. The emulator recognises it,
 reads the register offsets it was configured with, and runs ``ControlProgram`` in its place.
-Other programs are logged and ignored (no URScript interpreter here).
+Other programs run on the small URScript runner (``urscript``) when every statement is one it
+knows; else they are refused: logged, and the program that was running stops.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import re
 import socket
 from typing import TYPE_CHECKING
 
-from .control_program import ControlProgram
+from . import urscript
+from .control_program import ControlProgram, parse_path
 from .listener import ClientDropped
 
 if TYPE_CHECKING:
@@ -56,8 +58,15 @@ def run_program(emulator: Emulator, name: str, text: str) -> None:
     c = emulator.controller
     if name == "rtde_control" or "RTDE Control Script" in text:
         offsets = {kind: int(value) for kind, value in _OFFSET.findall(text)}
+        try:
+            path = parse_path(text)
+        except ValueError as err:
+            log.error("ur_rtde control script refused: %s", err)
+            with c.lock:
+                c.stop_program(f"script error: {err}")
+            return
         with c.lock:
-            program = ControlProgram(c, offsets.get("float", 0), offsets.get("int", 0))
+            program = ControlProgram(c, offsets.get("float", 0), offsets.get("int", 0), path)
             if c.load_program(program, name or "rtde_control"):
                 log.info("running ur_rtde control program (register offsets %s)", offsets or "0")
         return
@@ -65,7 +74,17 @@ def run_program(emulator: Emulator, name: str, text: str) -> None:
         with c.lock:
             c.stop_program(f"script command {text.strip()}")
         return
-    log.warning("script '%s' (%d bytes) is not something this emulator can run; ignored", name, len(text))
+    try:
+        statements = urscript.parse(text)
+    except urscript.ScriptError as err:
+        log.error("script '%s' (%d bytes) refused: %s", name or text.strip()[:40], len(text), err)
+        with c.lock:
+            c.stop_program(f"script refused: {err}")
+        return
+    with c.lock:
+        program = urscript.ScriptProgram(c, name or "<script>", statements)
+        if c.load_program(program, name or "<script>"):
+            log.info("running script '%s' (%d statements)", name or text.strip()[:40], len(statements))
 
 
 def serve_client(emulator: Emulator, sock: socket.socket) -> None:

@@ -2,8 +2,9 @@
 
 Phases: approach (minimum-jerk lines, gentle enough that the plate does not shift in the grip, to
 a pre-insert pose 15 mm above the calibrated nest), align and insert (the policy at ``rate_hz``:
-bounded Cartesian corrections; force aware: the command complies along the sensed wall force and
-torque in the lead-in, and backs off upward near the force limit), release, retreat.
+bounded Cartesian corrections; force aware: the arm is asked for compliance (``contact_stiffness``),
+the command complies along the sensed wall force and torque in the lead-in, and backs off upward near
+the force limit), release, retreat.
 The policy sees only what a real arm measures (``PlacementObserver``). Errors come from the
 simulator's truth where there is one, else from the seated TCP against the calibrated nest.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmskill.arm import Wrench
+from rmskill.arm import Compliance, Wrench, compliant
 from rmskill.evaluate import random_start
 from rmskill.geometry import Pose
 from rmskill.learning.episodes import Episode
@@ -67,6 +68,9 @@ class PlacementConfig:
             (a guide wall says which way the nest is), beyond ``comply_deadband_n``/``_nm``.
         box_mm: Largest lateral excursion of the target from the nest [mm].
         retreat_mm: Height of the retreat above the nest.
+        contact_stiffness: The compliance asked of the arm from align-and-insert to release:
+            translational [N/m], rotational [Nm/rad] (a stiff arm would jam a plate off by a millimetre);
+            ``None`` leaves the arm as it is (stiff on a UR).
         success_mm, success_deg: Largest final error that counts as a success.
         centre_gain: Fine-tuning's centre labels: fraction of the command's gap to the measured nest
             centre that a lateral label closes per step (0: the role model's own labels).
@@ -103,6 +107,7 @@ class PlacementConfig:
     comply_deadband_nm: float = 0.1
     box_mm: float = 8.0
     retreat_mm: float = 30.0
+    contact_stiffness: tuple[float, float] | None = (4000.0, 300.0)
     success_mm: float = 1.0
     success_deg: float = 1.0
     centre_gain: float = 0.5
@@ -231,13 +236,15 @@ class PlatePlacement(Skill):
         arm.set_payload(mass, (gripper_mass * gripper_com + cfg.plate_mass * tcp_xyz) / mass)
         command = np.array([0.0, 0.0, -cfg.pre_insert_mm, 0.0])
         self._approach(ctx, nest_offset(ctx.base_T_target, command))
-        seated_rel, message = self._insert(ctx, act, observer, command)
-        if seated_rel is not None and cfg.touch_check:
-            ctx.measurements.update(self.touch_check_plate(ctx, observer))
         released = None
-        if seated_rel is not None:
-            message = self._release(ctx, gripper_mass, gripper_com)
-            released = not message
+        contact = Compliance.uniform(*cfg.contact_stiffness) if cfg.contact_stiffness else None
+        with compliant(arm, contact):  # the contact phases: align, insert, (touch check), release
+            seated_rel, message = self._insert(ctx, act, observer, command)
+            if seated_rel is not None and cfg.touch_check:
+                ctx.measurements.update(self.touch_check_plate(ctx, observer))
+            if seated_rel is not None:
+                message = self._release(ctx, gripper_mass, gripper_com)
+                released = not message
         if released is not False:  # a plate the gripper did not let go of stays seated: never drag it out
             arm.move_to(nest_offset(ctx.base_T_target, np.array([0.0, 0.0, -cfg.retreat_mm, 0.0])), speed=0.05)
             track_force(ctx, arm.state())

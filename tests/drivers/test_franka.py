@@ -171,3 +171,22 @@ def test_lost_connection_stops_the_stream_and_says_so() -> None:
                 for k in range(500):  # 5 s; libfranka notices within about 1 s
                     arm.servo(start.translated([0.0, 0.00002 * k, 0.0]), duration=0.01)
         assert not arm.connected
+
+
+@needs_sim
+def test_compliance_is_libfrankas_cartesian_impedance(config: ArmConfig) -> None:
+    from rmskill.arm import Compliance, compliant
+
+    with FrankaArm(config) as arm:
+        start = arm.state().base_T_tcp
+        with compliant(arm, Compliance.uniform(2000.0, 150.0)):
+            assert arm.compliance == Compliance.uniform(2000.0, 150.0)
+            for i in range(1, 101):  # 10 mm up under the robot's Cartesian impedance
+                arm.servo(Pose(start.xyz + np.array([0.0, 0.0, 0.0001 * i]), start.wxyz))
+            arm.stop()
+        assert arm.compliance is None
+        assert arm.state().base_T_tcp.xyz[2] - start.xyz[2] == pytest.approx(0.01, abs=0.002)
+        with pytest.raises(DriverError, match="force-controlled"):
+            arm.set_compliance(Compliance.free_along("z", -5.0))
+        with pytest.raises(DriverError, match="range"):
+            arm.set_compliance(Compliance.uniform(5000.0, 150.0))

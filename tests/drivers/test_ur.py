@@ -73,6 +73,21 @@ def dashboard(command: str) -> str:
 
 
 # --- protocol pieces, no network -----------------------------------------------------------
+def test_urscript_runner_parses_what_it_runs_and_refuses_the_rest():
+    from rmskill.drivers.ur import urscript
+    from rmskill.drivers.ur.control_program import parse_path
+
+    assert urscript.parse("digital_out[2]=True") == [("set_digital_out", [2, True], {}, False)]
+    body = "def f():\n  movel(p[0.1,0.2,0.3,0,3.14,0], a=1.2, v=0.25)\n  write_output_integer_register(0 +24, 2)\nend"
+    assert urscript.parse(body) == [("movel", [[0.1, 0.2, 0.3, 0, 3.14, 0]], {"a": 1.2, "v": 0.25}, True),
+                                    ("write_output_integer_register", [24, 2], {}, False)]
+    with pytest.raises(urscript.ScriptError, match="popup"):
+        urscript.parse('popup("hello")')
+    script = ("def exec_move_path():\n  textmsg(\"x\")\n\tsignal_async_progress(0)\n"
+              "\tmovej([1,2,3,4,5,6],a=1.4,v=1.05,r=0)\nend\n")
+    assert parse_path(script) == [("movej", False, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 1.05, 1.4)]
+
+
 def test_recipe_round_trip():
     recipe = rp.Recipe(3, ("input_int_register_0", "input_double_register_0", "actual_TCP_pose"),
                        ("INT32", "DOUBLE", "VECTOR6D"))
@@ -118,7 +133,8 @@ def test_in_process_emulator_serves_rtde_registers_and_scripts_on_chosen_ports()
     from rmskill.drivers.ur.emulator import Emulator
 
     config = load_arm_config(ARM_FILE)
-    with Emulator(config, host=HOST, ports={"rtde": 0, "dashboard": 0, "script": 0}, backend="kinematic") as emu:
+    ports = {"rtde": 0, "dashboard": 0, "script": 0, "primary": 0, "secondary": 0}
+    with Emulator(config, host=HOST, ports=ports, backend="kinematic") as emu:
         assert all(port != DEFAULT_PORTS[name] for name, port in emu.ports.items())
         client, other = RawRTDE(emu.ports["rtde"]), RawRTDE(emu.ports["rtde"])
         assert client.request(rp.REQUEST_PROTOCOL_VERSION, b"\x00\x02") == b"\x01"
@@ -238,12 +254,12 @@ def test_plain_ur_rtde_speed_teach_and_kinematics(emulator):
     control = rtde_control.RTDEControlInterface(HOST)
     try:
         start = receive.getActualTCPPose()
-        assert control.speedL([0.0, 0.0, 0.05, 0.0, 0.0, 0.0], 0.5, 0.0)
+        assert control.speedL([0.0, 0.0, 0.05, 0.0, 0.0, 0.0], 5.0, 0.0)  # 10 ms ramp
         time.sleep(0.2)
         assert control.speedStop()
         assert receive.getActualTCPPose()[2] - start[2] == pytest.approx(0.01, abs=0.002)
         q = receive.getActualQ()
-        assert control.speedJ([0.1, 0, 0, 0, 0, 0], 0.5, 0.0)
+        assert control.speedJ([0.1, 0, 0, 0, 0, 0], 5.0, 0.0)
         time.sleep(0.2)
         assert control.speedStop()
         assert receive.getActualQ()[0] - q[0] == pytest.approx(0.02, abs=0.004)
