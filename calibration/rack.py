@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from rmskill.arm import Arm
+from rmskill.arm import Arm, Compliance, compliant
 from rmskill.calibration.operator import Operator
 from rmskill.calibration.rack_geometry import RackGeometry
 from rmskill.errors import CalibrationError
@@ -165,8 +165,6 @@ class _Tube:
 def touch_rack(arm: Arm, name: str, nominal: Pose, settings: object, operator: Operator) -> FixtureResult:
     """``TOUCH_PROCEDURES['rack']``: the rack's pose from two holes' centres (each with the tool
     turned both ways) and three touches of its top surface, with the held tube."""
-    from rmskill.calibration.fixture import FixtureResult
-
     if not arm.capabilities.senses_wrench or arm.state().wrench is None:
         raise CalibrationError(f"touching rack '{name}' needs wrist force sensing, and this "
                                f"{arm.capabilities.model} arm does not sense it: use method='teach'")
@@ -176,6 +174,16 @@ def touch_rack(arm: Arm, name: str, nominal: Pose, settings: object, operator: O
         raise CalibrationError(f"calibrating rack '{name}' touches it with a held tube, and the gripper holds "
                                "nothing: put a tube into the gripper")
     rack = RackGeometry.from_fixture(name, arm.config.fixtures[name].geometry)
+    # The held tube meets the rack throughout: a stiff arm would wedge it (4000 N/m, 300 Nm/rad, as
+    # the fixture touches ask).
+    compliance = Compliance.uniform(4000.0, 300.0) if arm.capabilities.compliance else None
+    with compliant(arm, compliance):
+        return _touch_rack(arm, name, nominal, rack)
+
+
+def _touch_rack(arm: Arm, name: str, nominal: Pose, rack: RackGeometry) -> FixtureResult:
+    from rmskill.calibration.fixture import FixtureResult
+
     tube = _Tube(arm, nominal)
     holes = ["A1", rack.holes()[-1]]
     above = -0.03

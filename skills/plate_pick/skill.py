@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rmskill.arm import Compliance, compliant
 from rmskill.evaluate import random_start
 from rmskill.skill import Actor, Context, Skill, SkillResult
 from rmskill.skills.plate_placement.skill import (
@@ -70,6 +71,9 @@ class PickConfig:
         weight_tolerance: Largest relative difference of the felt weight from the plate's.
         retreat_mm: Height of the retreat above the nest.
         success_mm: Largest offset of the plate's centre in the fingers that counts as a success.
+        contact_stiffness: The compliance asked of the arm from the descent to the end of the lift:
+            translational [N/m], rotational [Nm/rad] (a stiff arm drags an off-centre plate into the
+            nest's walls as the fingers close); ``None`` leaves the arm as it is (stiff on a UR).
     """
 
     action_scale: tuple[float, float, float, float] = (0.5, 0.5, 1.0, 0.2)
@@ -94,6 +98,7 @@ class PickConfig:
     weight_tolerance: float = 0.35
     retreat_mm: float = 30.0
     success_mm: float = 1.5
+    contact_stiffness: tuple[float, float] | None = (4000.0, 300.0)
 
 
 class PlatePick(Skill):
@@ -125,11 +130,13 @@ class PlatePick(Skill):
         approach(ctx, observer, nest_offset(ctx.base_T_target, above), cfg.approach_speed, cfg.approach_accel,
                  self.rate_hz)
         force0, torque0 = self._weigh(ctx, nest_offset(ctx.base_T_target, above))
-        message = self._descend(ctx, observer)
-        if not message:
-            message = self._grasp(ctx, observer)
-        if not message:
-            message = self._lift(ctx, act, observer)
+        contact = Compliance.uniform(*cfg.contact_stiffness) if cfg.contact_stiffness else None
+        with compliant(arm, contact):  # the contact phases: descend, grasp, lift out of the nest
+            message = self._descend(ctx, observer)
+            if not message:
+                message = self._grasp(ctx, observer)
+            if not message:
+                message = self._lift(ctx, act, observer)
         if not message:
             message = self._check_weight(ctx, observer, force0, torque0)
         if message and arm.gripper is not None and not ctx.measurements.get("lifted"):

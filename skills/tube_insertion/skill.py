@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from rmskill.arm import Compliance, compliant
 from rmskill.calibration.rack_geometry import RackGeometry, rack_of
 from rmskill.evaluate import random_start
 from rmskill.geometry import Pose
@@ -86,6 +87,9 @@ class InsertionConfig:
         retreat_mm: Height of the retreat above the seated tip (clears the tube top).
         success_depth_mm: Largest shortfall from the floor that counts as inserted.
         success_mm: Largest lateral error of the inserted tube that counts as a success.
+        contact_stiffness: The compliance asked of the arm from align-and-insert to release:
+            translational [N/m], rotational [Nm/rad] (a stiff arm wedges a tube that meets the rim);
+            ``None`` leaves the arm as it is (stiff on a UR).
     """
 
     action_scale: tuple[float, float, float, float, float] = (1.0, 1.0, 1.0, 0.5, 0.5)
@@ -120,6 +124,7 @@ class InsertionConfig:
     retreat_mm: float = 110.0
     success_depth_mm: float = 1.0
     success_mm: float = 0.5
+    contact_stiffness: tuple[float, float] | None = (4000.0, 300.0)
 
 
 def hole_offset(base_T_hole: Pose, c: np.ndarray) -> Pose:
@@ -192,18 +197,20 @@ class TubeInsertion(Skill):
         arm.set_payload(mass, (gripper_mass * gripper_com + cfg.tube_mass * tube_com) / mass)
         command = np.array([0.0, 0.0, -cfg.pre_insert_mm, 0.0, 0.0])
         self._approach(ctx, command)
-        seated, message = self._insert(ctx, act, observer, command)
-        if seated is not None:
-            ctx.measurements.update(seated)
-            if arm.gripper is not None:
-                arm.gripper.open()
-                arm.set_payload(gripper_mass, gripper_com)
-                # Released: the gripper must be empty now, or the tube came along.
-                if arm.gripper.state().object_detected:
-                    message = "the gripper still holds the tube after opening"
-            else:
-                log.warning("arm '%s' has no gripper configured: the tube was inserted but not released",
-                            arm.config.name)
+        contact = Compliance.uniform(*cfg.contact_stiffness) if cfg.contact_stiffness else None
+        with compliant(arm, contact):  # the contact phases: align, insert, release
+            seated, message = self._insert(ctx, act, observer, command)
+            if seated is not None:
+                ctx.measurements.update(seated)
+                if arm.gripper is not None:
+                    arm.gripper.open()
+                    arm.set_payload(gripper_mass, gripper_com)
+                    # Released: the gripper must be empty now, or the tube came along.
+                    if arm.gripper.state().object_detected:
+                        message = "the gripper still holds the tube after opening"
+                else:
+                    log.warning("arm '%s' has no gripper configured: the tube was inserted but not released",
+                                arm.config.name)
         lift = np.array([0.0, 0.0, rack.depth * 1000.0 - cfg.retreat_mm, 0.0, 0.0])
         arm.move_to(hole_offset(ctx.base_T_target, lift), speed=0.05)
         self._track_force(ctx, arm.state())
