@@ -23,8 +23,24 @@ from rmskill.runner import episode_seed, episode_targets, run_episode
 from rmskill.skill import Skill, SkillResult, load_skill, skill_class
 from rmskill.spec import SkillSpec
 
-#: The arm file used when none is given: the repository's simulated UR5e cell.
+#: The arm file used when none is given: the repository's simulated UR5e cell (or, for a skill whose
+#: fixture kinds that cell lacks, the first of the repository's simulated cells that has one).
 DEFAULT_ARM = Path(__file__).resolve().parents[1] / "examples" / "arms" / "sim-ur5e.yaml"
+
+
+def default_arm(spec: SkillSpec) -> Path:
+    """The simulated arm file to check a skill on: ``DEFAULT_ARM`` when it has a fixture of a kind the
+    skill accepts, else the first ``sim-*.yaml`` beside it (nominal before perturbed) that has one."""
+    candidates = [DEFAULT_ARM, *sorted(DEFAULT_ARM.parent.glob("sim-*.yaml"), key=lambda p: ("perturbed" in p.name,
+                                                                                             p.name))]
+    for path in candidates:
+        try:
+            config = load_arm_config(path)
+        except (ConfigError, OSError):
+            continue
+        if any(f.kind in spec.fixture_kinds for f in config.fixtures.values()):
+            return path
+    return DEFAULT_ARM  # its error names the fixtures it has
 
 
 class _NoTruth:
@@ -91,7 +107,7 @@ def check_skill(skill: str | Skill | type[Skill], arm_file: str | Path | None = 
 
     run("features", _manifest)
 
-    config = load_arm_config(arm_file or DEFAULT_ARM)
+    config = load_arm_config(arm_file or default_arm(sk.spec))
     targets = episode_targets(sk, config)
     with connect(config) as arm:
         if arm.sim is None:

@@ -180,7 +180,8 @@ def check_driver_cmd(arm_file: Path | None = typer.Argument(None, help="Arm file
 @app.command("check-skill")
 def check_skill_cmd(skill: str = typer.Argument(..., help="Skill name, e.g. plate_placement."),
                     arm: Path | None = typer.Option(None, "--arm", help="Simulated arm file (default: the "
-                                                    "repository's examples/arms/sim-ur5e.yaml)."),
+                                                    "repository's examples/arms/sim-ur5e.yaml, or the first "
+                                                    "sim-*.yaml there with a fixture the skill accepts)."),
                     seed: int = typer.Option(0, "--seed", help="Seed of the checked episode."),
                     as_json: bool = JsonOpt) -> None:
     """Run the skill conformance suite on a simulated arm; exit 0 only when every check passes."""

@@ -220,3 +220,27 @@ def test_a_spec_names_its_features_consistently():
         SkillSpec(OBSERVATION, Features.of([("a", "m")]), (1.0,), 10.0, ("slot",), initial_features=("nope",))
     with pytest.raises(Exception, match="action_scale"):
         SkillSpec(OBSERVATION, Features.of([("a", "m")]), (1.0, 2.0), 10.0, ("slot",))
+
+
+@pytest.mark.parametrize("name", ["plate_placement", "plate_pick", "tube_insertion"])
+def test_shipped_weights_carry_their_digests(name):
+    """Every shipped skill's manifest names the sha256 of its weights, and they match (issue 15)."""
+    from rmskill.learning.policy import file_sha256
+    from rmskill.skill import skill_class
+
+    folder = skill_class(name).weights_dir
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest.get("sha256"), f"{name}: the manifest lists no digests"
+    for file, digest in manifest["sha256"].items():
+        assert file_sha256(folder / file) == digest
+
+
+def test_check_skill_picks_a_cell_with_a_fixture_the_skill_accepts():
+    from rmskill.check_skill import DEFAULT_ARM, default_arm
+    from rmskill.config import load_arm_config
+    from rmskill.skill import skill_class
+
+    assert default_arm(PlatePlacement.spec) == DEFAULT_ARM
+    rack_cell = load_arm_config(default_arm(skill_class("tube_insertion").spec))
+    assert any(f.kind == "rack" for f in rack_cell.fixtures.values())
+    assert not any(f.kind == "rack" for f in load_arm_config(DEFAULT_ARM).fixtures.values())
