@@ -3,8 +3,15 @@ true one), with the controller's own dynamics model, target-velocity feed-forwar
 feed-forward: a stiff position loop (a UR: computed torque, about 150 rad/s bandwidth) or a
 Cartesian impedance (an FR3's own, or any arm's where a contact phase asks for compliance).
 
-Runs once per physics step between ``mj_step1`` and ``mj_step2``; written for speed (MuJoCo's C
-helpers, cached views and preallocated arrays), since Python here is the simulator's cost.
+Both are the same law at the TCP, ``tau = bias + J^T (K e + D (v_target - v) + w)``: the impedance
+with diagonal ``K``, ``D`` (base frame), the stiff loop with ``K = Kp Lambda`` and ``D = Kd Lambda``
+(``Lambda = J^-T M J^-1``, the TCP's inertia: ``M J^-1 (Kp e + Kd (v_target - v))``, computed torque).
+MuJoCo evaluates it in C: six actuators with a site transmission from the controller's TCP site to a
+mocap target site (``add_controller``) give the pose error, ``J v`` and ``J^T`` every physics step. Python
+sets, per physics step, only the bias torques and the damping (explicit, as the torque loop it
+replaces), per new target the mocap pose and the velocity feed-forward, and every ``MODEL_PERIOD`` the
+slowly varying parts: the actuators' gears (a square root of ``Lambda``, or the base axes), the held
+load's feed-forward and the FR3's null-space projector.
 """
 
 from __future__ import annotations
@@ -19,11 +26,41 @@ POSITION_BANDWIDTH = 150.0
 IMPEDANCE_MASS = (3.0, 0.05)
 #: Damping of a force-controlled (free) axis, as for a spring of this stiffness [N/m, Nm/rad].
 FREE_AXIS_DAMPING_AS = (1000.0, 50.0)
+#: Period [s] at which the controller's dynamics model is refreshed: the TCP inertia the stiff loop
+#: scales by, the held load's moment and the null-space projector (the pose error, the velocity and
+#: the Jacobian that maps the TCP wrench to torques are those of every physics step).
+MODEL_PERIOD = 0.01
+#: Damping of the task-space inverse ``J^T (J J^T + eps I)^-1`` near a singularity.
+SINGULAR_DAMPING = 1e-6
+#: Names of the controller's parts in the model.
+TCP_SITE, TARGET = "controller_tcp", "controller_target"
+CARTESIAN_ACTUATORS = tuple(f"cartesian{i}" for i in range(6))
+
+
+def add_controller(spec: mujoco.MjSpec, joint_torques: list[float]) -> None:
+    """Add what the controller drives to ``spec`` (built by ``build_spec``): a TCP site on the flange
+    (moved by ``set_tcp``), a mocap target, six Cartesian actuators between the two, and each arm
+    joint's torque limit on the sum of the actuators that drive it."""
+    hidden = {"size": [0.004, 0.0, 0.0], "group": 5, "rgba": [0.0, 0.0, 0.0, 0.0]}
+    spec.body("flange").add_site(name=TCP_SITE, **hidden)
+    spec.worldbody.add_body(name=TARGET, mocap=True).add_site(name=TARGET, **hidden)
+    for name in CARTESIAN_ACTUATORS:
+        act = spec.add_actuator(name=name, target=TCP_SITE, refsite=TARGET, trntype=mujoco.mjtTrn.mjTRN_SITE)
+        act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
+        act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
+        act.gainprm[0] = 1.0
+        act.gear = [0.0] * 6  # set by the controller
+    for i, torque in enumerate(joint_torques, start=1):
+        joint = spec.joint(f"joint{i}")
+        joint.actfrcrange = [-torque, torque]
+        joint.actfrclimited = mujoco.mjtLimited.mjLIMITED_TRUE
 
 
 class CartesianImpedance:
     """tau = J^T (K e + D (v_target - v) + w) + bias + payload, plus null-space posture (7-dof arms);
     or, on a position-controlled arm without compliance, tau = M J^-1 (Kp e + Kd (v_target - v)) + bias.
+
+    Call ``prepare`` before ``mj_step1`` when ``due``, ``apply`` between ``mj_step1`` and ``mj_step2``.
 
     Attributes:
         target_pos: TCP target position [m], world frame.
@@ -35,45 +72,137 @@ class CartesianImpedance:
     def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, dof: int, flange_body: int,
                  stiffness: tuple[float, float], home: np.ndarray, position_controlled: bool = False):
         self.m = model
+        self._data = data
         self.dof = n = dof
         self.body = flange_body
         self.default_stiffness = stiffness
         self.position_controlled = position_controlled
-        self.compliant = False  # an impedance asked for by a contact phase is in force
-        self.set_impedance((stiffness[0],) * 3 + (stiffness[1],) * 3)
-        self.compliant = False
         self.kp, self.kd = POSITION_BANDWIDTH ** 2, 2.0 * POSITION_BANDWIDTH
         self.kq, self.dq = 400.0, 40.0
         self.home = np.asarray(home, dtype=float)
         self.period = model.opt.timestep
-        self.tcp_pos = np.zeros(3)  # flange_T_tcp the controller uses
-        self.tcp_quat = np.array([1.0, 0.0, 0.0, 0.0])
-        self.target_pos = np.zeros(3)
-        self.target_quat = np.array([1.0, 0.0, 0.0, 0.0])
-        self.target_q = self.home.copy()
-        self.mode = "cartesian"
-        # The load the arm actually carries beyond its own links (the held plate), fed forward the
-        # way a stiff position loop rejects a static load: tracking does not sag under it.
-        self.extra_payload = 0.0  # [kg]
-        self.extra_com = np.zeros(3)  # [m] in the flange frame
-        # Cached views into the data this controller drives.
+        self._every = max(1, round(MODEL_PERIOD / self.period))
+        # The controller's parts in the model, and cached views into model and data.
+        self._site = model.site(TCP_SITE).id
+        model.site_sameframe[self._site] = 0  # it moves off the flange's frame with ``set_tcp``
+        first = model.actuator(CARTESIAN_ACTUATORS[0]).id
+        if [model.actuator(a).id for a in CARTESIAN_ACTUATORS] != list(range(first, first + 6)):
+            raise ValueError("the Cartesian actuators must be consecutive")
+        cart = slice(first, first + 6)
+        self._gear, self._biasprm = model.actuator_gear[cart], model.actuator_biasprm[cart]
+        self._cart_ctrl, self._cart_vel = data.ctrl[cart], data.actuator_velocity[cart]
+        mocap = model.body(TARGET).mocapid[0]
+        self._mocap_pos, self._mocap_quat = data.mocap_pos[mocap], data.mocap_quat[mocap]
+        self._torques = data.ctrl[:n]
         self._qpos, self._qvel = data.qpos[:n], data.qvel[:n]
         self._bias = data.qfrc_bias[:n]
         self._xpos, self._xquat = data.xpos[flange_body], data.xquat[flange_body]
         self._xmat = data.xmat[flange_body].reshape(3, 3)
+        self._site_xpos = data.site_xpos[self._site]
         self._jac_full = np.zeros((6, model.nv))
         self._jac = self._jac_full[:, :n]
-        self._q, self._qc, self._qe = np.zeros(4), np.zeros(4), np.zeros(4)
-        self._erot, self._wff = np.zeros(3), np.zeros(3)
-        self._wrench = np.zeros(6)
-        self._prev_pos: np.ndarray | None = None
-        self._prev_quat = np.zeros(4)
-        self._null: np.ndarray | None = None
-        self._null_age = 0
-        self._data = data
+        self._mass_full = np.zeros((model.nv, model.nv))
+        self._rot = np.zeros(9)
+        self._qc, self._qe = np.zeros(4), np.zeros(4)
+        self._vw = np.zeros(6)  # target twist [m/s, rad/s]
+        self._ff = np.zeros(6)  # Cartesian actuator forces fed forward this step
+        self._static = np.zeros(6)  # ... of which the part that holds between targets
+        self._twist_gain = np.zeros((6, 6))  # target twist -> actuator forces
+        self._damping = np.zeros(6)  # per actuator, on its velocity
+        self._scratch = np.zeros(6)
         self._acc_full = np.zeros(model.nv)
         self._macc_full = np.zeros(model.nv)
+        # State.
+        self._mode = "cartesian"
+        self.compliant = False  # an impedance asked for by a contact phase is in force
+        self.set_impedance((stiffness[0],) * 3 + (stiffness[1],) * 3)
+        self.compliant = False
+        self._tcp_pos = np.zeros(3)  # flange_T_tcp the controller uses
+        self._tcp_quat = np.array([1.0, 0.0, 0.0, 0.0])
+        self._tp = np.zeros(3)
+        self._tq = np.array([1.0, 0.0, 0.0, 0.0])
+        self.target_q = self.home.copy()
+        # The load the arm actually carries beyond its own links (the held plate), fed forward the
+        # way a stiff position loop rejects a static load: tracking does not sag under it.
+        self._extra_payload = 0.0  # [kg]
+        self._extra_com = np.zeros(3)  # [m] in the flange frame
+        self._prev_pos: np.ndarray | None = None
+        self._prev_quat: list[float] = []
+        self._null: np.ndarray | None = None
         self._prev_q: np.ndarray | None = None
+        self._age = self._every
+        self._new_target = True
+        self._twist_on = False
+        self.due = True  # ``prepare`` must run before the next step
+
+    # --- what the driver sets -------------------------------------------------------------
+    @property
+    def target_pos(self) -> np.ndarray:
+        return self._tp
+
+    @target_pos.setter
+    def target_pos(self, pos: np.ndarray) -> None:
+        self._tp = pos
+        self._new_target = self.due = True
+
+    @property
+    def target_quat(self) -> np.ndarray:
+        return self._tq
+
+    @target_quat.setter
+    def target_quat(self, quat: np.ndarray) -> None:
+        self._tq = quat
+        self._new_target = self.due = True
+
+    @property
+    def tcp_pos(self) -> np.ndarray:
+        return self._tcp_pos
+
+    @property
+    def tcp_quat(self) -> np.ndarray:
+        return self._tcp_quat
+
+    def set_tcp(self, pos: np.ndarray, quat: np.ndarray) -> None:
+        """``flange_T_tcp`` the controller uses (its TCP site moves with it)."""
+        self._tcp_pos, self._tcp_quat = np.array(pos, dtype=float), np.array(quat, dtype=float)
+        self.m.site_pos[self._site] = self._tcp_pos
+        self.m.site_quat[self._site] = self._tcp_quat
+        self._stale()
+
+    @property
+    def extra_payload(self) -> float:
+        return self._extra_payload
+
+    @extra_payload.setter
+    def extra_payload(self, mass: float) -> None:
+        self._extra_payload = float(mass)
+        self._stale()
+
+    @property
+    def extra_com(self) -> np.ndarray:
+        return self._extra_com
+
+    @extra_com.setter
+    def extra_com(self, com: np.ndarray) -> None:
+        self._extra_com = np.asarray(com, dtype=float)
+        self._stale()
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self._mode = mode
+        if mode != "cartesian":  # the Cartesian actuators let go
+            self._biasprm[:, 1] = 0.0
+            self._cart_ctrl[:] = 0.0
+        self._stale()
+
+    def _stale(self) -> None:
+        """Refresh the dynamics model before the next step."""
+        self._age = self._every
+        self.due = True
 
     def set_impedance(self, stiffness, damping_ratio: float = 1.0, wrench=(0.0,) * 6) -> None:
         """Per-axis Cartesian impedance (base frame): ``stiffness`` [N/m x3, Nm/rad x3] (0: free axis,
@@ -85,18 +214,21 @@ class CartesianImpedance:
         self.free = k == 0.0
         self.wrench_ff = np.where(self.free, np.asarray(wrench, dtype=float), 0.0)
         self.compliant = True
+        self._stale()
 
     def set_own(self) -> None:
         """Back to the arm's own behaviour: the stiff loop, or the arm's own impedance."""
         kt, kr = self.default_stiffness
         self.set_impedance((kt,) * 3 + (kr,) * 3)
         self.compliant = False
+
+    # --- measurements -----------------------------------------------------------------------
     def tcp_pose(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
         """Measured TCP (through the configured TCP): position [m], quaternion wxyz."""
         body = self.body
-        pos = data.xpos[body] + data.xmat[body].reshape(3, 3) @ self.tcp_pos
+        pos = data.xpos[body] + data.xmat[body].reshape(3, 3) @ self._tcp_pos
         quat = np.zeros(4)
-        mujoco.mju_mulQuat(quat, data.xquat[body], self.tcp_quat)
+        mujoco.mju_mulQuat(quat, data.xquat[body], self._tcp_quat)
         return pos, quat
 
     def jacobian(self, data: mujoco.MjData, point: np.ndarray) -> np.ndarray:
@@ -106,85 +238,124 @@ class CartesianImpedance:
         return jac[:, : self.dof]
 
     def reset_feedforward(self) -> None:
-        """Forget the previous target (no velocity feed-forward on the next step) and the cached
-        null-space projector, so that an episode started from the same state replays exactly."""
+        """Forget the previous target (no velocity feed-forward on the next step), and refresh the
+        dynamics model from the state now, so that an episode started from the same state replays exactly."""
         self._prev_pos = None
         self._null = None
         self._prev_q = None
+        self._new_target = True
+        self._stale()
 
-    def compute(self, data: mujoco.MjData) -> np.ndarray:
-        """Joint torques [Nm] for the current state (call after ``mj_step1``)."""
-        qvel = self._qvel
-        if self.mode == "joint":
+    # --- the loop -------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Before ``mj_step1``: refresh the dynamics model when it is due; pass a new target on to the
+        mocap target with its velocity feed-forward (for one step), or end the feed-forward."""
+        if self._mode != "cartesian":
+            self.due = False
+            return
+        if self._age >= self._every:
+            self._refresh()
+            self._age = 0
+        ff = self._ff
+        if self._new_target:
+            self._new_target = False
+            tp, tq = self._tp, self._tq
+            self._mocap_pos[:] = tp
+            self._mocap_quat[:] = tq
+            quat = tq.tolist()
+            if self._prev_pos is None:  # target velocity feed-forward (zero on the first step)
+                self._prev_pos = np.array(tp, dtype=float)
+                ff[:] = self._static
+                self._twist_on = False
+            else:
+                vw = self._vw
+                np.subtract(tp, self._prev_pos, out=vw[:3])
+                vw[:3] /= self.period
+                if quat == self._prev_quat:
+                    vw[3:] = 0.0
+                else:
+                    mujoco.mju_negQuat(self._qc, self._prev_quat)
+                    mujoco.mju_mulQuat(self._qe, tq, self._qc)
+                    mujoco.mju_quat2Vel(vw[3:], self._qe, self.period)
+                np.dot(self._twist_gain, vw, out=ff)
+                ff += self._static
+                self._prev_pos[:] = tp
+                self._twist_on = True
+            self._prev_quat = quat
+        elif self._twist_on:  # the target holds: no target velocity
+            ff[:] = self._static
+            self._twist_on = False
+        self.due = self._twist_on
+
+    def apply(self) -> None:
+        """Between ``mj_step1`` and ``mj_step2``: this step's joint torques and Cartesian damping."""
+        if self._mode == "cartesian":
+            if self._null is None:
+                self._torques[:] = self._bias
+            else:  # posture in the null space of the TCP task
+                self._torques[:] = self._bias + self._null @ (10.0 * (self.home - self._qpos) - 1.0 * self._qvel)
+            np.multiply(self._damping, self._cart_vel, out=self._scratch)
+            np.subtract(self._ff, self._scratch, out=self._cart_ctrl)
+            self._age += 1
+            if self._age >= self._every:
+                self.due = True
+        elif self._mode == "joint":
             if self.position_controlled:
-                return self._joint_position(data)
-            return self._bias + self.kq * (self.target_q - self._qpos) - self.dq * qvel
-        if self.mode == "float":
-            return self._bias - 2.0 * qvel
-        pos = self._xpos + self._xmat @ self.tcp_pos
-        mujoco.mju_mulQuat(self._q, self._xquat, self.tcp_quat)
-        mujoco.mj_jac(self.m, data, self._jac_full[:3], self._jac_full[3:], pos, self.body)
-        jac = self._jac
-        vel = jac @ qvel
-        mujoco.mju_negQuat(self._qc, self._q)
-        mujoco.mju_mulQuat(self._qe, self.target_quat, self._qc)
-        mujoco.mju_quat2Vel(self._erot, self._qe, 1.0)
-        w = self._wrench
-        tp, tq = self.target_pos, self.target_quat
-        if self._prev_pos is None:  # target velocity feed-forward (zero on the first step)
-            vff = 0.0
-            self._wff[:] = 0.0
-            self._prev_pos = np.empty(3)
-        else:
-            vff = (tp - self._prev_pos) / self.period
-            mujoco.mju_negQuat(self._qc, self._prev_quat)
-            mujoco.mju_mulQuat(self._qe, tq, self._qc)
-            mujoco.mju_quat2Vel(self._wff, self._qe, self.period)
-        self._prev_pos[:] = tp
-        self._prev_quat[:] = tq
-        if self.position_controlled and not self.compliant:
-            return self._cartesian_position(jac, pos, vel, tp - pos, vff)
-        free = self.free
-        w[:3] = self.k[:3] * (tp - pos) + self.d[:3] * (np.where(free[:3], 0.0, vff) - vel[:3])
-        w[3:] = self.k[3:] * self._erot + self.d[3:] * (np.where(free[3:], 0.0, self._wff) - vel[3:])
-        w += self.wrench_ff
-        self._payload_wrench(w, pos)
-        tau = self._bias + jac.T @ w
-        if self.dof > 6:  # posture in the null space of the TCP task, projector refreshed at 100 Hz
-            if self._null is None or self._null_age >= 10:
-                pinv_t = np.linalg.solve(jac @ jac.T + 1e-6 * np.eye(6), jac)
-                self._null = np.eye(self.dof) - jac.T @ pinv_t
-                self._null_age = 0
-            self._null_age += 1
-            tau += self._null @ (10.0 * (self.home - self._qpos) - 1.0 * qvel)
-        return tau
+                self._torques[:] = self._joint_position(self._data)
+            else:
+                self._torques[:] = self._bias + self.kq * (self.target_q - self._qpos) - self.dq * self._qvel
+        else:  # float
+            self._torques[:] = self._bias - 2.0 * self._qvel
 
-    def _payload_wrench(self, w: np.ndarray, pos: np.ndarray) -> None:
-        """Add the held load's feed-forward to ``w``: +m g up, and its moment about the TCP."""
-        if self.extra_payload:  # lift the load: +m g up, and its moment about the TCP (cross by hand)
-            fz = -self.extra_payload * GRAVITY[2]
-            lx, ly, _ = (self._xmat @ self.extra_com + self._xpos - pos).tolist()
-            w[2] += fz
-            w[3] += ly * fz
-            w[4] -= lx * fz
+    def _refresh(self) -> None:
+        """The slowly varying part of the law, from the kinematics and mass matrix MuJoCo last computed:
+        the Cartesian actuators' gears and stiffness, the damping and twist gains, the held load's wrench."""
+        m, d, n = self.m, self._data, self.dof
+        mujoco.mj_jacSite(m, d, self._jac_full[:3], self._jac_full[3:], self._site)
+        jac = self._jac
+        rot = self._rot
+        mujoco.mju_quat2Mat(rot, self._tq / np.linalg.norm(self._tq))
+        rot = rot.reshape(3, 3)
+        # The payload feed-forward, a world wrench at the TCP: +m g up, and its moment about the TCP.
+        w = np.zeros(6)
+        if self._extra_payload:
+            fz = -self._extra_payload * GRAVITY[2]
+            lx, ly, _ = (self._xmat @ self._extra_com + self._xpos - self._site_xpos).tolist()
+            w[2] = fz
+            w[3] = ly * fz
+            w[4] = -lx * fz
+        if self.position_controlled and not self.compliant:
+            # K = Kp Lambda, D = Kd Lambda with Lambda = A^T M A, A = J^T (J J^T + eps I)^-1; the
+            # actuators' world axes are the columns of a square root W of Lambda (W W^T = Lambda).
+            inv = np.linalg.solve(jac @ jac.T + SINGULAR_DAMPING * np.eye(6), jac).T
+            mujoco.mj_fullM(m, d, self._mass_full)
+            lam = inv.T @ self._mass_full[:n, :n] @ inv
+            axes = np.linalg.cholesky(0.5 * (lam + lam.T))
+            stiffness = np.full(6, self.kp)
+            self._damping[:] = self.kd
+            self._twist_gain[:] = self.kd * axes.T
+            self._static[:] = np.linalg.solve(axes, w)
+            self._null = None
+        else:
+            axes = np.eye(6)
+            stiffness = self.k
+            self._damping[:] = self.d
+            self._twist_gain[:] = np.diag(np.where(self.free, 0.0, self.d))
+            self._static[:] = self.wrench_ff + w
+            if n > 6:  # posture in the null space of the TCP task
+                pinv_t = np.linalg.solve(jac @ jac.T + SINGULAR_DAMPING * np.eye(6), jac)
+                self._null = np.eye(n) - jac.T @ pinv_t
+        # Gears are in the target's frame (the reference site's): g = blockdiag(R, R)^T axis.
+        self._gear[:, :3] = (rot.T @ axes[:3]).T
+        self._gear[:, 3:] = (rot.T @ axes[3:]).T
+        self._biasprm[:, 1] = -stiffness
+        self._ff[:] = self._static
 
     def _mass_times(self, data: mujoco.MjData, acc: np.ndarray) -> np.ndarray:
         """M(q) acc for the arm joints [Nm] (coupling to the fingers and the load ignored)."""
         self._acc_full[: self.dof] = acc
         mujoco.mj_mulM(self.m, data, self._macc_full, self._acc_full)
         return self._macc_full[: self.dof]
-
-    def _cartesian_position(self, jac: np.ndarray, pos: np.ndarray, vel: np.ndarray, err: np.ndarray,
-                            vff) -> np.ndarray:
-        """The stiff loop: TCP acceleration Kp e + Kd (v_target - v), through J^-1 and M (computed torque)."""
-        acc = np.empty(6)
-        acc[:3] = self.kp * err + self.kd * (vff - vel[:3])
-        acc[3:] = self.kp * self._erot + self.kd * (self._wff - vel[3:])
-        qdd = jac.T @ np.linalg.solve(jac @ jac.T + 1e-6 * np.eye(6), acc)
-        w = self._wrench
-        w[:] = 0.0
-        self._payload_wrench(w, pos)
-        return self._bias + self._mass_times(self._data, qdd) + jac.T @ w
 
     def _joint_position(self, data: mujoco.MjData) -> np.ndarray:
         """The stiff loop in joint space: each joint tracks ``target_q`` with its velocity fed forward."""

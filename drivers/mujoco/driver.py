@@ -18,7 +18,7 @@ import numpy as np
 from rmskill.arm import Arm, ArmState, Capabilities, Compliance, Wrench
 from rmskill.config import ArmConfig
 from rmskill.drivers.mujoco.config import MujocoSimConfig
-from rmskill.drivers.mujoco.controller import GRAVITY, CartesianImpedance
+from rmskill.drivers.mujoco.controller import GRAVITY, CartesianImpedance, add_controller
 from rmskill.drivers.mujoco.gripper import SimGripper
 from rmskill.drivers.mujoco.robots import arm_model
 from rmskill.drivers.mujoco.workcell import build_spec
@@ -61,6 +61,7 @@ class MujocoArm(Arm):
         from rmskill.drivers.mujoco.world import SimWorld
 
         spec = build_spec(self.config, self.arm_model)
+        add_controller(spec, [link.torque for link in self.arm_model.links])
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         self._fk_data = mujoco.MjData(self.model)  # scratch for forward_kinematics
@@ -112,13 +113,15 @@ class MujocoArm(Arm):
             self.ctrl.target_quat = quat
 
     def _step(self, n: int) -> None:
-        m, d, ctrl, pending, torques = self.model, self.data, self.ctrl, self._pending, self._torques
-        step1, step2, compute = mujoco.mj_step1, mujoco.mj_step2, ctrl.compute
+        m, d, ctrl, pending = self.model, self.data, self.ctrl, self._pending
+        step1, step2, prepare, apply = mujoco.mj_step1, mujoco.mj_step2, ctrl.prepare, ctrl.apply
         for _ in range(n):
             while pending and pending[0][0] <= self._step_count:
                 _, ctrl.target_pos, ctrl.target_quat = pending.popleft()
+            if ctrl.due:
+                prepare()
             step1(m, d)
-            torques[:] = compute(d)
+            apply()
             step2(m, d)
             self._step_count += 1
         if self.realtime:
@@ -319,8 +322,7 @@ class MujocoArm(Arm):
             target = Pose(self.ctrl.target_pos, self.ctrl.target_quat) @ self.flange_T_tcp.inverse() @ flange_T_tcp
             self.ctrl.target_pos, self.ctrl.target_quat = np.array(target.xyz), np.array(target.wxyz)
         self.flange_T_tcp = flange_T_tcp
-        self.ctrl.tcp_pos = np.array(flange_T_tcp.xyz)
-        self.ctrl.tcp_quat = np.array(flange_T_tcp.wxyz)
+        self.ctrl.set_tcp(flange_T_tcp.xyz, flange_T_tcp.wxyz)
 
     def set_payload(self, mass: float, center_of_mass: Sequence[float]) -> None:
         """The payload the wrist F/T reading is compensated with (the controller's own load
