@@ -11,7 +11,8 @@ mocap target site (``add_controller``) give the pose error, ``J v`` and ``J^T`` 
 sets, per physics step, only the bias torques and the damping (explicit, as the torque loop it
 replaces), per new target the mocap pose and the velocity feed-forward, and every ``MODEL_PERIOD`` the
 slowly varying parts: the actuators' gears (a square root of ``Lambda``, or the base axes), the held
-load's feed-forward and the FR3's null-space projector.
+load's and the pushing wrench's feed-forward (as joint torques) and, on a redundant arm (the FR3), the
+null-space direction of a posture actuator on a fixed tendon ``u^T q``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ SINGULAR_DAMPING = 1e-6
 #: Names of the controller's parts in the model.
 TCP_SITE, TARGET = "controller_tcp", "controller_target"
 CARTESIAN_ACTUATORS = tuple(f"cartesian{i}" for i in range(6))
+NULL_SPACE = "controller_null_space"
+#: The redundant arm's posture in the null space of the TCP task: stiffness [Nm/rad], damping [Nms/rad].
+POSTURE_GAINS = (10.0, 1.0)
 
 
 def add_controller(spec: mujoco.MjSpec, joint_torques: list[float]) -> None:
@@ -50,6 +54,15 @@ def add_controller(spec: mujoco.MjSpec, joint_torques: list[float]) -> None:
         act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
         act.gainprm[0] = 1.0
         act.gear = [0.0] * 6  # set by the controller
+    if len(joint_torques) > 6:  # the posture acts along the null-space direction u: a fixed tendon u^T q
+        tendon = spec.add_tendon(name=NULL_SPACE)
+        for i in range(1, len(joint_torques) + 1):
+            tendon.wrap_joint(f"joint{i}", 0.0)  # coefficients set by the controller
+        act = spec.add_actuator(name=NULL_SPACE, target=NULL_SPACE, trntype=mujoco.mjtTrn.mjTRN_TENDON)
+        act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
+        act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
+        act.gainprm[0] = 1.0
+        act.biasprm[:3] = [0.0, -POSTURE_GAINS[0], -POSTURE_GAINS[1]]
     for i, torque in enumerate(joint_torques, start=1):
         joint = spec.joint(f"joint{i}")
         joint.actfrcrange = [-torque, torque]
@@ -105,9 +118,15 @@ class CartesianImpedance:
         self._rot = np.zeros(9)
         self._qc, self._qe = np.zeros(4), np.zeros(4)
         self._vw = np.zeros(6)  # target twist [m/s, rad/s]
-        self._ff = np.zeros(6)  # Cartesian actuator forces fed forward this step
-        self._static = np.zeros(6)  # ... of which the part that holds between targets
-        self._twist_gain = np.zeros((6, 6))  # target twist -> actuator forces
+        self._ff = np.zeros(6)  # Cartesian actuator forces fed forward this step (the target's twist)
+        self._twist_gain = np.zeros((6, 6))  # target motion over one step -> actuator forces
+        self._joint_ff = np.zeros(n)  # held load and pushing wrench, as joint torques
+        self._jjt = np.zeros((6, 6))
+        self._frame = np.zeros((6, 6))  # blockdiag(R, R)^T of the target orientation
+        self._posture: tuple[np.ndarray, np.ndarray] | None = None  # tendon coefficients, its ctrl
+        if n > 6:
+            adr = model.tendon_adr[model.tendon(NULL_SPACE).id]
+            self._posture = (model.wrap_prm[adr: adr + n], data.ctrl[model.actuator(NULL_SPACE).id:][:1])
         self._damping = np.zeros(6)  # per actuator, on its velocity
         self._scratch = np.zeros(6)
         self._acc_full = np.zeros(model.nv)
@@ -128,7 +147,6 @@ class CartesianImpedance:
         self._extra_com = np.zeros(3)  # [m] in the flange frame
         self._prev_pos: np.ndarray | None = None
         self._prev_quat: list[float] = []
-        self._null: np.ndarray | None = None
         self._prev_q: np.ndarray | None = None
         self._age = self._every
         self._new_target = True
@@ -194,9 +212,12 @@ class CartesianImpedance:
     @mode.setter
     def mode(self, mode: str) -> None:
         self._mode = mode
-        if mode != "cartesian":  # the Cartesian actuators let go
+        if mode != "cartesian":  # the Cartesian and posture actuators let go
             self._biasprm[:, 1] = 0.0
             self._cart_ctrl[:] = 0.0
+            if self._posture is not None:
+                self._posture[0][:] = 0.0
+                self._posture[1][:] = 0.0
         self._stale()
 
     def _stale(self) -> None:
@@ -241,7 +262,6 @@ class CartesianImpedance:
         """Forget the previous target (no velocity feed-forward on the next step), and refresh the
         dynamics model from the state now, so that an episode started from the same state replays exactly."""
         self._prev_pos = None
-        self._null = None
         self._prev_q = None
         self._new_target = True
         self._stale()
@@ -256,7 +276,6 @@ class CartesianImpedance:
         if self._age >= self._every:
             self._refresh()
             self._age = 0
-        ff = self._ff
         if self._new_target:
             self._new_target = False
             tp, tq = self._tp, self._tq
@@ -265,35 +284,30 @@ class CartesianImpedance:
             quat = tq.tolist()
             if self._prev_pos is None:  # target velocity feed-forward (zero on the first step)
                 self._prev_pos = np.array(tp, dtype=float)
-                ff[:] = self._static
+                self._ff[:] = 0.0
                 self._twist_on = False
             else:
-                vw = self._vw
-                np.subtract(tp, self._prev_pos, out=vw[:3])
-                vw[:3] /= self.period
+                step = self._vw  # the target's motion over one step: translation, rotation vector
+                np.subtract(tp, self._prev_pos, out=step[:3])
                 if quat == self._prev_quat:
-                    vw[3:] = 0.0
+                    step[3:] = 0.0
                 else:
                     mujoco.mju_negQuat(self._qc, self._prev_quat)
                     mujoco.mju_mulQuat(self._qe, tq, self._qc)
-                    mujoco.mju_quat2Vel(vw[3:], self._qe, self.period)
-                np.dot(self._twist_gain, vw, out=ff)
-                ff += self._static
+                    mujoco.mju_quat2Vel(step[3:], self._qe, 1.0)
+                np.dot(self._twist_gain, step, out=self._ff)
                 self._prev_pos[:] = tp
                 self._twist_on = True
             self._prev_quat = quat
         elif self._twist_on:  # the target holds: no target velocity
-            ff[:] = self._static
+            self._ff[:] = 0.0
             self._twist_on = False
         self.due = self._twist_on
 
     def apply(self) -> None:
         """Between ``mj_step1`` and ``mj_step2``: this step's joint torques and Cartesian damping."""
         if self._mode == "cartesian":
-            if self._null is None:
-                self._torques[:] = self._bias
-            else:  # posture in the null space of the TCP task
-                self._torques[:] = self._bias + self._null @ (10.0 * (self.home - self._qpos) - 1.0 * self._qvel)
+            np.add(self._bias, self._joint_ff, out=self._torques)
             np.multiply(self._damping, self._cart_vel, out=self._scratch)
             np.subtract(self._ff, self._scratch, out=self._cart_ctrl)
             self._age += 1
@@ -309,47 +323,50 @@ class CartesianImpedance:
 
     def _refresh(self) -> None:
         """The slowly varying part of the law, from the kinematics and mass matrix MuJoCo last computed:
-        the Cartesian actuators' gears and stiffness, the damping and twist gains, the held load's wrench."""
+        the Cartesian actuators' gears and stiffness, the damping and twist gains, the wrench fed forward
+        and the null-space posture's direction."""
         m, d, n = self.m, self._data, self.dof
         mujoco.mj_jacSite(m, d, self._jac_full[:3], self._jac_full[3:], self._site)
-        jac = self._jac
-        rot = self._rot
-        mujoco.mju_quat2Mat(rot, self._tq / np.linalg.norm(self._tq))
-        rot = rot.reshape(3, 3)
-        # The payload feed-forward, a world wrench at the TCP: +m g up, and its moment about the TCP.
-        w = np.zeros(6)
+        jac, jjt = self._jac, self._jjt
+        np.dot(jac, jac.T, out=jjt)
+        jjt.flat[::7] += SINGULAR_DAMPING
+        mujoco.mju_quat2Mat(self._rot, self._tq)
+        rot = self._rot.reshape(3, 3)
+        frame = self._frame
+        frame[:3, :3] = frame[3:, 3:] = rot.T
+        # The wrench fed forward at the TCP (world frame): the held load's +m g up and its moment about
+        # the TCP, the push along free axes; as joint torques J^T w.
+        w = self.wrench_ff.copy() if self.compliant or not self.position_controlled else np.zeros(6)
         if self._extra_payload:
             fz = -self._extra_payload * GRAVITY[2]
             lx, ly, _ = (self._xmat @ self._extra_com + self._xpos - self._site_xpos).tolist()
-            w[2] = fz
-            w[3] = ly * fz
-            w[4] = -lx * fz
+            w[2] += fz
+            w[3] += ly * fz
+            w[4] -= lx * fz
+        np.dot(jac.T, w, out=self._joint_ff)
         if self.position_controlled and not self.compliant:
-            # K = Kp Lambda, D = Kd Lambda with Lambda = A^T M A, A = J^T (J J^T + eps I)^-1; the
-            # actuators' world axes are the columns of a square root W of Lambda (W W^T = Lambda).
-            inv = np.linalg.solve(jac @ jac.T + SINGULAR_DAMPING * np.eye(6), jac).T
+            # K = Kp Lambda, D = Kd Lambda with Lambda = A^T M A, A = J^T (J J^T + eps I)^-1: the actuators'
+            # world axes are the columns of W = A^T L, L L^T = M, so that W W^T = Lambda.
             mujoco.mj_fullM(m, d, self._mass_full)
-            lam = inv.T @ self._mass_full[:n, :n] @ inv
-            axes = np.linalg.cholesky(0.5 * (lam + lam.T))
-            stiffness = np.full(6, self.kp)
+            axes = np.linalg.solve(jjt, jac) @ np.linalg.cholesky(self._mass_full[:n, :n])
+            self._biasprm[:, 1] = -self.kp
             self._damping[:] = self.kd
-            self._twist_gain[:] = self.kd * axes.T
-            self._static[:] = np.linalg.solve(axes, w)
-            self._null = None
+            self._twist_gain[:] = (self.kd / self.period) * axes.T
+            self._gear[:] = (frame @ axes).T  # in the target's frame (the reference site's)
+            if self._posture is not None:
+                self._posture[0][:] = 0.0
+                self._posture[1][:] = 0.0
         else:
-            axes = np.eye(6)
-            stiffness = self.k
+            self._biasprm[:, 1] = -self.k
             self._damping[:] = self.d
-            self._twist_gain[:] = np.diag(np.where(self.free, 0.0, self.d))
-            self._static[:] = self.wrench_ff + w
-            if n > 6:  # posture in the null space of the TCP task
-                pinv_t = np.linalg.solve(jac @ jac.T + SINGULAR_DAMPING * np.eye(6), jac)
-                self._null = np.eye(n) - jac.T @ pinv_t
-        # Gears are in the target's frame (the reference site's): g = blockdiag(R, R)^T axis.
-        self._gear[:, :3] = (rot.T @ axes[:3]).T
-        self._gear[:, 3:] = (rot.T @ axes[3:]).T
-        self._biasprm[:, 1] = -stiffness
-        self._ff[:] = self._static
+            self._twist_gain[:] = np.diag(np.where(self.free, 0.0, self.d / self.period))
+            self._gear[:] = frame.T  # the base axes, in the target's frame
+            if self._posture is not None:  # u: the null space of J (N = I - J^T (J J^T + eps I)^-1 J = u u^T)
+                null = np.eye(n) - jac.T @ np.linalg.solve(jjt, jac)
+                k = int(np.argmax(np.diag(null)))
+                coef, ctrl = self._posture
+                coef[:] = null[:, k] / np.sqrt(null[k, k])
+                ctrl[0] = POSTURE_GAINS[0] * float(coef @ self.home)
 
     def _mass_times(self, data: mujoco.MjData, acc: np.ndarray) -> np.ndarray:
         """M(q) acc for the arm joints [Nm] (coupling to the fingers and the load ignored)."""

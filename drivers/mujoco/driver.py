@@ -70,6 +70,8 @@ class MujocoArm(Arm):
         self._ft_site = m.site("ft").id
         self._ft_force = m.sensor("ft_force").adr[0]
         self._ft_torque = m.sensor("ft_torque").adr[0]
+        self._ft_force_view = self.data.sensordata[self._ft_force: self._ft_force + 3]
+        self._ft_xmat = self.data.site_xmat[self._ft_site]
         self._fingers = np.array([m.actuator("finger_left").id, m.actuator("finger_right").id])
         self._torques = self.data.ctrl[: self.arm_model.dof]  # cached views into the data
         self._qpos0 = self.data.qpos[:1]
@@ -113,19 +115,26 @@ class MujocoArm(Arm):
             self.ctrl.target_quat = quat
 
     def _step(self, n: int) -> None:
+        """``n`` physics steps, then the checks and hooks of a stepped batch."""
+        self._physics(n)
+        self._after_batch()
+
+    def _physics(self, n: int) -> None:
         m, d, ctrl, pending = self.model, self.data, self.ctrl, self._pending
-        step1, step2, prepare, apply = mujoco.mj_step1, mujoco.mj_step2, ctrl.prepare, ctrl.apply
+        step1, step2, apply = mujoco.mj_step1, mujoco.mj_step2, ctrl.apply
         for _ in range(n):
             while pending and pending[0][0] <= self._step_count:
                 _, ctrl.target_pos, ctrl.target_quat = pending.popleft()
             if ctrl.due:
-                prepare()
+                ctrl.prepare()
             step1(m, d)
             apply()
             step2(m, d)
             self._step_count += 1
+
+    def _after_batch(self) -> None:
         if self.realtime:
-            ahead = d.time - (time.monotonic() - self._wall_start)
+            ahead = self.data.time - (time.monotonic() - self._wall_start)
             if ahead > 0:
                 time.sleep(ahead)
         if not math.isfinite(self._qpos0[0]):
@@ -164,9 +173,8 @@ class MujocoArm(Arm):
     def force_norm(self) -> float:
         """Magnitude of the sensed contact force [N], cheaply (the safety envelope's per-step check)."""
         # |R f + m g| = |f + R^T m g|, and R^T e_z is the third row of R: no matrix product needed.
-        d = self.data
-        fx, fy, fz = d.sensordata[self._ft_force: self._ft_force + 3].tolist()
-        _, _, _, _, _, _, r0, r1, r2 = d.site_xmat[self._ft_site].tolist()
+        fx, fy, fz = self._ft_force_view.tolist()
+        _, _, _, _, _, _, r0, r1, r2 = self._ft_xmat.tolist()
         w = self.payload[0] * GRAVITY[2]
         return math.sqrt((fx + w * r0) ** 2 + (fy + w * r1) ** 2 + (fz + w * r2) ** 2)
 
@@ -192,20 +200,30 @@ class MujocoArm(Arm):
     # --- motion -------------------------------------------------------------------------
     def servo(self, pose: Pose, duration: float | None = None) -> None:
         self._require()
-        period = 1.0 / self.arm_model.rate_hz
-        periods = 1 if duration is None else max(1, round(duration / period))
-        self._cartesian()
+        periods = 1 if duration is None else max(1, round(duration / (1.0 / self.arm_model.rate_hz)))
+        if self.ctrl.mode != "cartesian":
+            self._cartesian()
         if periods == 1:
             self._command(pose.xyz, pose.wxyz)
             self._step(self._substeps)
             return
+        # The driver interpolates: one target per native period (linear, normalised quaternion lerp),
+        # computed at once; a stepped batch (checks, hooks, real-time pacing) per period only where
+        # something looks at it.
         p0, q0 = self._last_target()
         q1 = pose.wxyz if np.dot(q0, pose.wxyz) >= 0 else -pose.wxyz
-        for i in range(1, periods + 1):
-            s = i / periods
-            q = (1 - s) * q0 + s * q1
-            self._command(p0 + s * (pose.xyz - p0), q / np.linalg.norm(q))
-            self._step(self._substeps)
+        s = np.arange(1, periods + 1, dtype=float)[:, None] / periods
+        positions = p0 + s * (pose.xyz - p0)
+        quats = (1 - s) * q0 + s * q1
+        quats /= np.sqrt(np.einsum("ij,ij->i", quats, quats))[:, None]
+        each = bool(self.step_hooks) or self.realtime
+        for p, q in zip(positions, quats, strict=True):
+            self._command(p, q)
+            self._physics(self._substeps)
+            if each:
+                self._after_batch()
+        if not each:
+            self._after_batch()
 
     def _last_target(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pending:
