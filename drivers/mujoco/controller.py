@@ -116,6 +116,11 @@ class CartesianImpedance:
         self._jac = self._jac_full[:, :n]
         self._mass_full = np.zeros((model.nv, model.nv))
         self._rot = np.zeros(9)
+        self._rot33 = self._rot.reshape(3, 3)
+        self._wrench_tcp = np.zeros(6)
+        self._mass6 = np.zeros((n, n))
+        self._upper = np.triu_indices(n, 1)
+        self._retune = True
         self._qc, self._qe = np.zeros(4), np.zeros(4)
         self._vw = np.zeros(6)  # target twist [m/s, rad/s]
         self._ff = np.zeros(6)  # Cartesian actuator forces fed forward this step (the target's twist)
@@ -151,6 +156,7 @@ class CartesianImpedance:
         self._age = self._every
         self._new_target = True
         self._twist_on = False
+        self._turning = True  # the rotation part of the target's last step may be non-zero
         self.due = True  # ``prepare`` must run before the next step
 
     # --- what the driver sets -------------------------------------------------------------
@@ -221,8 +227,9 @@ class CartesianImpedance:
         self._stale()
 
     def _stale(self) -> None:
-        """Refresh the dynamics model before the next step."""
+        """Refresh the dynamics model, and set the gains anew, before the next step."""
         self._age = self._every
+        self._retune = True
         self.due = True
 
     def set_impedance(self, stiffness, damping_ratio: float = 1.0, wrench=(0.0,) * 6) -> None:
@@ -262,6 +269,7 @@ class CartesianImpedance:
         """Forget the previous target (no velocity feed-forward on the next step), and refresh the
         dynamics model from the state now, so that an episode started from the same state replays exactly."""
         self._prev_pos = None
+        self._prev_quat = []
         self._prev_q = None
         self._new_target = True
         self._stale()
@@ -278,10 +286,12 @@ class CartesianImpedance:
             self._age = 0
         if self._new_target:
             self._new_target = False
-            tp, tq = self._tp, self._tq
+            tp = self._tp
             self._mocap_pos[:] = tp
-            self._mocap_quat[:] = tq
-            quat = tq.tolist()
+            quat = self._tq.tolist()
+            turned = quat != self._prev_quat
+            if turned or self._prev_pos is None:
+                self._mocap_quat[:] = quat
             if self._prev_pos is None:  # target velocity feed-forward (zero on the first step)
                 self._prev_pos = np.array(tp, dtype=float)
                 self._ff[:] = 0.0
@@ -289,12 +299,13 @@ class CartesianImpedance:
             else:
                 step = self._vw  # the target's motion over one step: translation, rotation vector
                 np.subtract(tp, self._prev_pos, out=step[:3])
-                if quat == self._prev_quat:
-                    step[3:] = 0.0
-                else:
+                if turned:
                     mujoco.mju_negQuat(self._qc, self._prev_quat)
-                    mujoco.mju_mulQuat(self._qe, tq, self._qc)
+                    mujoco.mju_mulQuat(self._qe, self._tq, self._qc)
                     mujoco.mju_quat2Vel(step[3:], self._qe, 1.0)
+                elif self._turning:
+                    step[3:] = 0.0
+                self._turning = turned
                 np.dot(self._twist_gain, step, out=self._ff)
                 self._prev_pos[:] = tp
                 self._twist_on = True
@@ -323,20 +334,19 @@ class CartesianImpedance:
 
     def _refresh(self) -> None:
         """The slowly varying part of the law, from the kinematics and mass matrix MuJoCo last computed:
-        the Cartesian actuators' gears and stiffness, the damping and twist gains, the wrench fed forward
-        and the null-space posture's direction."""
+        the Cartesian actuators' gears (and, when the behaviour changed, their gains), the wrench fed
+        forward, the null-space posture's direction."""
         m, d, n = self.m, self._data, self.dof
         mujoco.mj_jacSite(m, d, self._jac_full[:3], self._jac_full[3:], self._site)
-        jac, jjt = self._jac, self._jjt
+        jac, jjt, rot = self._jac, self._jjt, self._rot33
         np.dot(jac, jac.T, out=jjt)
         jjt.flat[::7] += SINGULAR_DAMPING
         mujoco.mju_quat2Mat(self._rot, self._tq)
-        rot = self._rot.reshape(3, 3)
-        frame = self._frame
-        frame[:3, :3] = frame[3:, 3:] = rot.T
-        # The wrench fed forward at the TCP (world frame): the held load's +m g up and its moment about
-        # the TCP, the push along free axes; as joint torques J^T w.
-        w = self.wrench_ff.copy() if self.compliant or not self.position_controlled else np.zeros(6)
+        stiff = self.position_controlled and not self.compliant
+        # The wrench fed forward at the TCP (world frame): the push along free axes, the held load's
+        # +m g up and its moment about the TCP; as joint torques J^T w.
+        w = self._wrench_tcp
+        w[:] = 0.0 if stiff else self.wrench_ff
         if self._extra_payload:
             fz = -self._extra_payload * GRAVITY[2]
             lx, ly, _ = (self._xmat @ self._extra_com + self._xpos - self._site_xpos).tolist()
@@ -344,29 +354,38 @@ class CartesianImpedance:
             w[3] += ly * fz
             w[4] -= lx * fz
         np.dot(jac.T, w, out=self._joint_ff)
-        if self.position_controlled and not self.compliant:
+        if stiff:
             # K = Kp Lambda, D = Kd Lambda with Lambda = A^T M A, A = J^T (J J^T + eps I)^-1: the actuators'
-            # world axes are the columns of W = A^T L, L L^T = M, so that W W^T = Lambda.
+            # world axes are the columns of W = A^T L (L L^T = M, Cholesky), so that W W^T = Lambda.
             mujoco.mj_fullM(m, d, self._mass_full)
-            axes = np.linalg.solve(jjt, jac) @ np.linalg.cholesky(self._mass_full[:n, :n])
-            self._biasprm[:, 1] = -self.kp
-            self._damping[:] = self.kd
+            chol = self._mass6
+            np.copyto(chol, self._mass_full[:n, :n])
+            mujoco.mju_cholFactor(chol, 0.0)
+            chol[self._upper] = 0.0
+            axes = np.linalg.solve(jjt, jac) @ chol
+            # Gears are in the target's frame (the reference site's): blockdiag(R, R)^T W.
+            self._gear[:] = np.matmul(rot.T, axes.reshape(2, 3, 6)).reshape(6, 6).T
             self._twist_gain[:] = (self.kd / self.period) * axes.T
-            self._gear[:] = (frame @ axes).T  # in the target's frame (the reference site's)
-            if self._posture is not None:
-                self._posture[0][:] = 0.0
-                self._posture[1][:] = 0.0
+            if self._retune:
+                self._biasprm[:, 1] = -self.kp
+                self._damping[:] = self.kd
+                if self._posture is not None:
+                    self._posture[0][:] = 0.0
+                    self._posture[1][:] = 0.0
         else:
-            self._biasprm[:, 1] = -self.k
-            self._damping[:] = self.d
-            self._twist_gain[:] = np.diag(np.where(self.free, 0.0, self.d / self.period))
-            self._gear[:] = frame.T  # the base axes, in the target's frame
+            if self._retune:
+                self._biasprm[:, 1] = -self.k
+                self._damping[:] = self.d
+                self._twist_gain[:] = np.diag(np.where(self.free, 0.0, self.d / self.period))
+                self._gear[:] = 0.0
+            self._gear[:3, :3] = self._gear[3:, 3:] = rot  # the base axes, in the target's frame
             if self._posture is not None:  # u: the null space of J (N = I - J^T (J J^T + eps I)^-1 J = u u^T)
                 null = np.eye(n) - jac.T @ np.linalg.solve(jjt, jac)
                 k = int(np.argmax(np.diag(null)))
                 coef, ctrl = self._posture
                 coef[:] = null[:, k] / np.sqrt(null[k, k])
                 ctrl[0] = POSTURE_GAINS[0] * float(coef @ self.home)
+        self._retune = False
 
     def _mass_times(self, data: mujoco.MjData, acc: np.ndarray) -> np.ndarray:
         """M(q) acc for the arm joints [Nm] (coupling to the fingers and the load ignored)."""
