@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import mujoco
 import numpy as np
+from scipy.linalg.lapack import dposv, dpotrf
 
 GRAVITY = np.array([0.0, 0.0, -9.81])
 #: Bandwidth of the stiff position loop [rad/s]: a UR's joint servos, as the TCP feels them.
@@ -34,7 +35,7 @@ MODEL_PERIOD = 0.01
 #: Damping of the task-space inverse ``J^T (J J^T + eps I)^-1`` near a singularity.
 SINGULAR_DAMPING = 1e-6
 #: Names of the controller's parts in the model.
-TCP_SITE, TARGET = "controller_tcp", "controller_target"
+TCP_SITE, LOAD_SITE, TARGET = "controller_tcp", "controller_load", "controller_target"
 CARTESIAN_ACTUATORS = tuple(f"cartesian{i}" for i in range(6))
 NULL_SPACE = "controller_null_space"
 #: The redundant arm's posture in the null space of the TCP task: stiffness [Nm/rad], damping [Nms/rad].
@@ -47,6 +48,7 @@ def add_controller(spec: mujoco.MjSpec, joint_torques: list[float]) -> None:
     joint's torque limit on the sum of the actuators that drive it."""
     hidden = {"size": [0.004, 0.0, 0.0], "group": 5, "rgba": [0.0, 0.0, 0.0, 0.0]}
     spec.body("flange").add_site(name=TCP_SITE, **hidden)
+    spec.body("flange").add_site(name=LOAD_SITE, **hidden)  # the held load's centre of mass
     spec.worldbody.add_body(name=TARGET, mocap=True).add_site(name=TARGET, **hidden)
     for name in CARTESIAN_ACTUATORS:
         act = spec.add_actuator(name=name, target=TCP_SITE, refsite=TARGET, trntype=mujoco.mjtTrn.mjTRN_SITE)
@@ -98,6 +100,9 @@ class CartesianImpedance:
         # The controller's parts in the model, and cached views into model and data.
         self._site = model.site(TCP_SITE).id
         model.site_sameframe[self._site] = 0  # it moves off the flange's frame with ``set_tcp``
+        self._load_site = model.site(LOAD_SITE).id
+        model.site_sameframe[self._load_site] = 0
+        self._load_xpos = data.site_xpos[self._load_site]
         first = model.actuator(CARTESIAN_ACTUATORS[0]).id
         if [model.actuator(a).id for a in CARTESIAN_ACTUATORS] != list(range(first, first + 6)):
             raise ValueError("the Cartesian actuators must be consecutive")
@@ -118,8 +123,6 @@ class CartesianImpedance:
         self._rot = np.zeros(9)
         self._rot33 = self._rot.reshape(3, 3)
         self._wrench_tcp = np.zeros(6)
-        self._mass6 = np.zeros((n, n))
-        self._upper = np.triu_indices(n, 1)
         self._retune = True
         self._qc, self._qe = np.zeros(4), np.zeros(4)
         self._vw = np.zeros(6)  # target twist [m/s, rad/s]
@@ -150,7 +153,7 @@ class CartesianImpedance:
         # way a stiff position loop rejects a static load: tracking does not sag under it.
         self._extra_payload = 0.0  # [kg]
         self._extra_com = np.zeros(3)  # [m] in the flange frame
-        self._prev_pos: np.ndarray | None = None
+        self._first = True  # no previous target: no velocity feed-forward
         self._prev_quat: list[float] = []
         self._prev_q: np.ndarray | None = None
         self._age = self._every
@@ -176,6 +179,11 @@ class CartesianImpedance:
     @target_quat.setter
     def target_quat(self, quat: np.ndarray) -> None:
         self._tq = quat
+        self._new_target = self.due = True
+
+    def set_target(self, pos: np.ndarray, quat: np.ndarray) -> None:
+        """The TCP target: position [m], quaternion wxyz (world frame)."""
+        self._tp, self._tq = pos, quat
         self._new_target = self.due = True
 
     @property
@@ -209,6 +217,7 @@ class CartesianImpedance:
     @extra_com.setter
     def extra_com(self, com: np.ndarray) -> None:
         self._extra_com = np.asarray(com, dtype=float)
+        self.m.site_pos[self._load_site] = self._extra_com
         self._stale()
 
     @property
@@ -268,7 +277,7 @@ class CartesianImpedance:
     def reset_feedforward(self) -> None:
         """Forget the previous target (no velocity feed-forward on the next step), and refresh the
         dynamics model from the state now, so that an episode started from the same state replays exactly."""
-        self._prev_pos = None
+        self._first = True
         self._prev_quat = []
         self._prev_q = None
         self._new_target = True
@@ -286,20 +295,21 @@ class CartesianImpedance:
             self._age = 0
         if self._new_target:
             self._new_target = False
-            tp = self._tp
-            self._mocap_pos[:] = tp
+            tp, mocap = self._tp, self._mocap_pos
             quat = self._tq.tolist()
             turned = quat != self._prev_quat
-            if turned or self._prev_pos is None:
+            if self._first:  # target velocity feed-forward (zero on the first step)
+                self._first = False
+                mocap[:] = tp
                 self._mocap_quat[:] = quat
-            if self._prev_pos is None:  # target velocity feed-forward (zero on the first step)
-                self._prev_pos = np.array(tp, dtype=float)
                 self._ff[:] = 0.0
                 self._twist_on = False
             else:
                 step = self._vw  # the target's motion over one step: translation, rotation vector
-                np.subtract(tp, self._prev_pos, out=step[:3])
+                np.subtract(tp, mocap, out=step[:3])  # the mocap holds the previous target
+                mocap[:] = tp
                 if turned:
+                    self._mocap_quat[:] = quat
                     mujoco.mju_negQuat(self._qc, self._prev_quat)
                     mujoco.mju_mulQuat(self._qe, self._tq, self._qc)
                     mujoco.mju_quat2Vel(step[3:], self._qe, 1.0)
@@ -307,7 +317,6 @@ class CartesianImpedance:
                     step[3:] = 0.0
                 self._turning = turned
                 np.dot(self._twist_gain, step, out=self._ff)
-                self._prev_pos[:] = tp
                 self._twist_on = True
             self._prev_quat = quat
         elif self._twist_on:  # the target holds: no target velocity
@@ -349,20 +358,18 @@ class CartesianImpedance:
         w[:] = 0.0 if stiff else self.wrench_ff
         if self._extra_payload:
             fz = -self._extra_payload * GRAVITY[2]
-            lx, ly, _ = (self._xmat @ self._extra_com + self._xpos - self._site_xpos).tolist()
+            lx, ly, _ = (self._load_xpos - self._site_xpos).tolist()
             w[2] += fz
             w[3] += ly * fz
             w[4] -= lx * fz
         np.dot(jac.T, w, out=self._joint_ff)
+        _, inv_t, _ = dposv(jjt, jac)  # A^T = (J J^T + eps I)^-1 J
         if stiff:
             # K = Kp Lambda, D = Kd Lambda with Lambda = A^T M A, A = J^T (J J^T + eps I)^-1: the actuators'
             # world axes are the columns of W = A^T L (L L^T = M, Cholesky), so that W W^T = Lambda.
             mujoco.mj_fullM(m, d, self._mass_full)
-            chol = self._mass6
-            np.copyto(chol, self._mass_full[:n, :n])
-            mujoco.mju_cholFactor(chol, 0.0)
-            chol[self._upper] = 0.0
-            axes = np.linalg.solve(jjt, jac) @ chol
+            chol, _ = dpotrf(self._mass_full[:n, :n], lower=1, clean=1)
+            axes = inv_t @ chol
             # Gears are in the target's frame (the reference site's): blockdiag(R, R)^T W.
             self._gear[:] = np.matmul(rot.T, axes.reshape(2, 3, 6)).reshape(6, 6).T
             self._twist_gain[:] = (self.kd / self.period) * axes.T
@@ -380,7 +387,7 @@ class CartesianImpedance:
                 self._gear[:] = 0.0
             self._gear[:3, :3] = self._gear[3:, 3:] = rot  # the base axes, in the target's frame
             if self._posture is not None:  # u: the null space of J (N = I - J^T (J J^T + eps I)^-1 J = u u^T)
-                null = np.eye(n) - jac.T @ np.linalg.solve(jjt, jac)
+                null = np.eye(n) - jac.T @ inv_t
                 k = int(np.argmax(np.diag(null)))
                 coef, ctrl = self._posture
                 coef[:] = null[:, k] / np.sqrt(null[k, k])

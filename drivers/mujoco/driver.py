@@ -111,8 +111,7 @@ class MujocoArm(Arm):
         if self._latency_steps:
             self._pending.append((self._step_count + self._latency_steps, pos, quat))
         else:
-            self.ctrl.target_pos = pos
-            self.ctrl.target_quat = quat
+            self.ctrl.set_target(pos, quat)
 
     def _step(self, n: int) -> None:
         """``n`` physics steps, then the checks and hooks of a stepped batch."""
@@ -124,7 +123,7 @@ class MujocoArm(Arm):
         step1, step2, apply = mujoco.mj_step1, mujoco.mj_step2, ctrl.apply
         for _ in range(n):
             while pending and pending[0][0] <= self._step_count:
-                _, ctrl.target_pos, ctrl.target_quat = pending.popleft()
+                ctrl.set_target(*pending.popleft()[1:])
             if ctrl.due:
                 ctrl.prepare()
             step1(m, d)
@@ -199,13 +198,15 @@ class MujocoArm(Arm):
 
     # --- motion -------------------------------------------------------------------------
     def servo(self, pose: Pose, duration: float | None = None) -> None:
-        self._require()
+        if not self._connected:
+            self._require()
         periods = 1 if duration is None else max(1, round(duration / (1.0 / self.arm_model.rate_hz)))
         if self.ctrl.mode != "cartesian":
             self._cartesian()
         if periods == 1:
             self._command(pose.xyz, pose.wxyz)
-            self._step(self._substeps)
+            self._physics(self._substeps)
+            self._after_batch()
             return
         # The driver interpolates: one target per native period (linear, normalised quaternion lerp),
         # computed at once; a stepped batch (checks, hooks, real-time pacing) per period only where
