@@ -35,7 +35,7 @@ MODEL_PERIOD = 0.01
 #: Damping of the task-space inverse ``J^T (J J^T + eps I)^-1`` near a singularity.
 SINGULAR_DAMPING = 1e-6
 #: Names of the controller's parts in the model.
-TCP_SITE, LOAD_SITE, TARGET = "controller_tcp", "controller_load", "controller_target"
+TCP_SITE, TARGET = "controller_tcp", "controller_target"
 CARTESIAN_ACTUATORS = tuple(f"cartesian{i}" for i in range(6))
 NULL_SPACE = "controller_null_space"
 #: The redundant arm's posture in the null space of the TCP task: stiffness [Nm/rad], damping [Nms/rad].
@@ -48,7 +48,6 @@ def add_controller(spec: mujoco.MjSpec, joint_torques: list[float]) -> None:
     joint's torque limit on the sum of the actuators that drive it."""
     hidden = {"size": [0.004, 0.0, 0.0], "group": 5, "rgba": [0.0, 0.0, 0.0, 0.0]}
     spec.body("flange").add_site(name=TCP_SITE, **hidden)
-    spec.body("flange").add_site(name=LOAD_SITE, **hidden)  # the held load's centre of mass
     spec.worldbody.add_body(name=TARGET, mocap=True).add_site(name=TARGET, **hidden)
     for name in CARTESIAN_ACTUATORS:
         act = spec.add_actuator(name=name, target=TCP_SITE, refsite=TARGET, trntype=mujoco.mjtTrn.mjTRN_SITE)
@@ -100,9 +99,6 @@ class CartesianImpedance:
         # The controller's parts in the model, and cached views into model and data.
         self._site = model.site(TCP_SITE).id
         model.site_sameframe[self._site] = 0  # it moves off the flange's frame with ``set_tcp``
-        self._load_site = model.site(LOAD_SITE).id
-        model.site_sameframe[self._load_site] = 0
-        self._load_xpos = data.site_xpos[self._load_site]
         first = model.actuator(CARTESIAN_ACTUATORS[0]).id
         if [model.actuator(a).id for a in CARTESIAN_ACTUATORS] != list(range(first, first + 6)):
             raise ValueError("the Cartesian actuators must be consecutive")
@@ -116,7 +112,6 @@ class CartesianImpedance:
         self._bias = data.qfrc_bias[:n]
         self._xpos, self._xquat = data.xpos[flange_body], data.xquat[flange_body]
         self._xmat = data.xmat[flange_body].reshape(3, 3)
-        self._site_xpos = data.site_xpos[self._site]
         self._jac_full = np.zeros((6, model.nv))
         self._jac = self._jac_full[:, :n]
         self._mass_full = np.zeros((model.nv, model.nv))
@@ -217,7 +212,6 @@ class CartesianImpedance:
     @extra_com.setter
     def extra_com(self, com: np.ndarray) -> None:
         self._extra_com = np.asarray(com, dtype=float)
-        self.m.site_pos[self._load_site] = self._extra_com
         self._stale()
 
     @property
@@ -346,7 +340,11 @@ class CartesianImpedance:
         the Cartesian actuators' gears (and, when the behaviour changed, their gains), the wrench fed
         forward, the null-space posture's direction."""
         m, d, n = self.m, self._data, self.dof
-        mujoco.mj_jacSite(m, d, self._jac_full[:3], self._jac_full[3:], self._site)
+        # From the flange's frame, not the sites': they move with model parameters (``set_tcp``) only
+        # at the next kinematics, and what was computed before must not depend on what ran before.
+        xmat, xpos = self._xmat, self._xpos
+        tcp = xmat @ self._tcp_pos + xpos
+        mujoco.mj_jac(m, d, self._jac_full[:3], self._jac_full[3:], tcp, self.body)
         jac, jjt, rot = self._jac, self._jjt, self._rot33
         np.dot(jac, jac.T, out=jjt)
         jjt.flat[::7] += SINGULAR_DAMPING
@@ -358,7 +356,7 @@ class CartesianImpedance:
         w[:] = 0.0 if stiff else self.wrench_ff
         if self._extra_payload:
             fz = -self._extra_payload * GRAVITY[2]
-            lx, ly, _ = (self._load_xpos - self._site_xpos).tolist()
+            lx, ly, _ = (xmat @ self._extra_com + xpos - tcp).tolist()
             w[2] += fz
             w[3] += ly * fz
             w[4] -= lx * fz
