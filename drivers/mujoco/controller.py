@@ -3,16 +3,21 @@ true one), with the controller's own dynamics model, target-velocity feed-forwar
 feed-forward: a stiff position loop (a UR: computed torque, about 150 rad/s bandwidth) or a
 Cartesian impedance (an FR3's own, or any arm's where a contact phase asks for compliance).
 
-Both are the same law at the TCP, ``tau = bias + J^T (K e + D (v_target - v) + w)``: the impedance
-with diagonal ``K``, ``D`` (base frame), the stiff loop with ``K = Kp Lambda`` and ``D = Kd Lambda``
-(``Lambda = J^-T M J^-1``, the TCP's inertia: ``M J^-1 (Kp e + Kd (v_target - v))``, computed torque).
-MuJoCo evaluates it in C: six actuators with a site transmission from the controller's TCP site to a
-mocap target site (``add_controller``) give the pose error, ``J v`` and ``J^T`` every physics step. Python
-sets, per physics step, only the bias torques and the damping (explicit, as the torque loop it
-replaces), per new target the mocap pose and the velocity feed-forward, and every ``MODEL_PERIOD`` the
-slowly varying parts: the actuators' gears (a square root of ``Lambda``, or the base axes), the held
-load's and the pushing wrench's feed-forward (as joint torques) and, on a redundant arm (the FR3), the
-null-space direction of a posture actuator on a fixed tendon ``u^T q``.
+Both are one law at the TCP, ``tau = bias + J^T (K e + D (v_target - v) + w)``: the impedance with
+diagonal ``K``, ``D`` (base frame), the stiff loop with ``K = Kp Lambda`` and ``D = Kd Lambda``, where
+``Lambda = A^T M A`` is the TCP's inertia (``A = J^T (J J^T + eps I)^-1``): computed torque,
+``M J^-1 (Kp e + Kd (v_target - v))``, to within the singularity damping.
+
+MuJoCo evaluates the law in C, every physics step: six actuators with a site transmission from the
+controller's TCP site to a mocap target site (``add_controller``) measure the pose error along their
+gears, ``J v`` and apply ``J^T``; their stiffness is theirs (an affine bias). Python sets, per physics
+step, the bias torques and the Cartesian damping (explicit, as the torque loop it replaces: two numpy
+operations); per new target, the mocap pose and the velocity feed-forward; and every ``MODEL_PERIOD``
+the slowly varying parts: the gears (the columns of a square root of ``Lambda``, or the base axes, in
+the target's frame), the held load's and the push's feed-forward (joint torques ``J^T w``) and, on a
+redundant arm (the FR3), the null-space direction ``u`` of a posture actuator on a fixed tendon ``u^T q``.
+Between refreshes ``J`` and the pose error are those of each step; ``Lambda`` and ``u`` are up to
+``MODEL_PERIOD`` old.
 """
 
 from __future__ import annotations
@@ -117,6 +122,7 @@ class CartesianImpedance:
         self._mass_full = np.zeros((model.nv, model.nv))
         self._rot = np.zeros(9)
         self._rot33 = self._rot.reshape(3, 3)
+        self._axes: np.ndarray | None = None  # the stiff loop's actuator axes W (world), or None: base axes
         self._wrench_tcp = np.zeros(6)
         self._retune = True
         self._qc, self._qe = np.zeros(4), np.zeros(4)
@@ -125,7 +131,6 @@ class CartesianImpedance:
         self._twist_gain = np.zeros((6, 6))  # target motion over one step -> actuator forces
         self._joint_ff = np.zeros(n)  # held load and pushing wrench, as joint torques
         self._jjt = np.zeros((6, 6))
-        self._frame = np.zeros((6, 6))  # blockdiag(R, R)^T of the target orientation
         self._posture: tuple[np.ndarray, np.ndarray] | None = None  # tendon coefficients, its ctrl
         if n > 6:
             adr = model.tendon_adr[model.tendon(NULL_SPACE).id]
@@ -304,6 +309,7 @@ class CartesianImpedance:
                 mocap[:] = tp
                 if turned:
                     self._mocap_quat[:] = quat
+                    self._orient()
                     mujoco.mju_negQuat(self._qc, self._prev_quat)
                     mujoco.mju_mulQuat(self._qe, self._tq, self._qc)
                     mujoco.mju_quat2Vel(step[3:], self._qe, 1.0)
@@ -345,10 +351,9 @@ class CartesianImpedance:
         xmat, xpos = self._xmat, self._xpos
         tcp = xmat @ self._tcp_pos + xpos
         mujoco.mj_jac(m, d, self._jac_full[:3], self._jac_full[3:], tcp, self.body)
-        jac, jjt, rot = self._jac, self._jjt, self._rot33
+        jac, jjt = self._jac, self._jjt
         np.dot(jac, jac.T, out=jjt)
         jjt.flat[::7] += SINGULAR_DAMPING
-        mujoco.mju_quat2Mat(self._rot, self._tq)
         stiff = self.position_controlled and not self.compliant
         # The wrench fed forward at the TCP (world frame): the push along free axes, the held load's
         # +m g up and its moment about the TCP; as joint torques J^T w.
@@ -367,9 +372,7 @@ class CartesianImpedance:
             # world axes are the columns of W = A^T L (L L^T = M, Cholesky), so that W W^T = Lambda.
             mujoco.mj_fullM(m, d, self._mass_full)
             chol, _ = dpotrf(self._mass_full[:n, :n], lower=1, clean=1)
-            axes = inv_t @ chol
-            # Gears are in the target's frame (the reference site's): blockdiag(R, R)^T W.
-            self._gear[:] = np.matmul(rot.T, axes.reshape(2, 3, 6)).reshape(6, 6).T
+            axes = self._axes = inv_t @ chol
             self._twist_gain[:] = (self.kd / self.period) * axes.T
             if self._retune:
                 self._biasprm[:, 1] = -self.kp
@@ -383,7 +386,7 @@ class CartesianImpedance:
                 self._damping[:] = self.d
                 self._twist_gain[:] = np.diag(np.where(self.free, 0.0, self.d / self.period))
                 self._gear[:] = 0.0
-            self._gear[:3, :3] = self._gear[3:, 3:] = rot  # the base axes, in the target's frame
+            self._axes = None  # the base axes
             if self._posture is not None:  # u: the null space of J (N = I - J^T (J J^T + eps I)^-1 J = u u^T)
                 null = np.eye(n) - jac.T @ inv_t
                 k = int(np.argmax(np.diag(null)))
@@ -391,6 +394,17 @@ class CartesianImpedance:
                 coef[:] = null[:, k] / np.sqrt(null[k, k])
                 ctrl[0] = POSTURE_GAINS[0] * float(coef @ self.home)
         self._retune = False
+        self._orient()
+
+    def _orient(self) -> None:
+        """The gears in the target's frame (the reference site's, which turns with the target):
+        ``blockdiag(R, R)^T W``, the base axes ``W = I`` of the impedance, or the stiff loop's ``W``."""
+        mujoco.mju_quat2Mat(self._rot, self._tq)
+        rot = self._rot33
+        if self._axes is None:
+            self._gear[:3, :3] = self._gear[3:, 3:] = rot
+        else:
+            self._gear[:] = np.matmul(rot.T, self._axes.reshape(2, 3, 6)).reshape(6, 6).T
 
     def _mass_times(self, data: mujoco.MjData, acc: np.ndarray) -> np.ndarray:
         """M(q) acc for the arm joints [Nm] (coupling to the fingers and the load ignored)."""
