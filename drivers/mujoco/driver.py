@@ -210,21 +210,31 @@ class MujocoArm(Arm):
             return
         # The driver interpolates: one target per native period (linear, normalised quaternion lerp),
         # computed at once; a stepped batch (checks, hooks, real-time pacing) per period only where
-        # something looks at it.
+        # something looks at it (a recorder, the wall clock) or the targets queue (latency).
         p0, q0 = self._last_target()
         q1 = pose.wxyz if np.dot(q0, pose.wxyz) >= 0 else -pose.wxyz
         s = np.arange(1, periods + 1, dtype=float)[:, None] / periods
         positions = p0 + s * (pose.xyz - p0)
-        quats = (1 - s) * q0 + s * q1
-        quats /= np.sqrt(np.einsum("ij,ij->i", quats, quats))[:, None]
-        each = bool(self.step_hooks) or self.realtime
-        for p, q in zip(positions, quats, strict=True):
-            self._command(p, q)
-            self._physics(self._substeps)
-            if each:
-                self._after_batch()
-        if not each:
-            self._after_batch()
+        if q0.tolist() == q1.tolist():  # no turn: the same quaternion, not one rounded differently each period
+            quats = np.broadcast_to(q1, (periods, 4))
+        else:
+            quats = (1 - s) * q0 + s * q1
+            quats /= np.sqrt(np.einsum("ij,ij->i", quats, quats))[:, None]
+        if self.step_hooks or self.realtime or self._latency_steps or self._substeps != 1:
+            for p, q in zip(positions, quats, strict=True):
+                self._command(p, q)
+                self._step(self._substeps)
+            return
+        m, d, ctrl, step1, step2 = self.model, self.data, self.ctrl, mujoco.mj_step1, mujoco.mj_step2
+        set_target, prepare, apply = ctrl.set_target, ctrl.prepare, ctrl.apply
+        for p, q in zip(positions, quats, strict=True):  # _physics(1) per target, inlined
+            set_target(p, q)
+            prepare()
+            step1(m, d)
+            apply()
+            step2(m, d)
+        self._step_count += periods
+        self._after_batch()
 
     def _last_target(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pending:
