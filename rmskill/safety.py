@@ -285,7 +285,7 @@ class SafeArm(Arm):
             (x, y, z), lo, hi = pose.xyz.tolist(), self._lo, self._hi
             if not (lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1] and lo[2] <= z <= hi[2]):
                 self._check_workspace(pose, "servo target")
-            dt = self._servo_duration(duration)
+            dt = 1.0 / self.capabilities.rate_hz if duration is None else self._servo_duration(duration)
             now = time.monotonic()
             reference = self._last_target
             if reference is None or (self.capabilities.realtime and now - self._last_servo > self.limits.servo_timeout):

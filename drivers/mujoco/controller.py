@@ -34,9 +34,12 @@ IMPEDANCE_MASS = (3.0, 0.05)
 #: Damping of a force-controlled (free) axis, as for a spring of this stiffness [N/m, Nm/rad].
 FREE_AXIS_DAMPING_AS = (1000.0, 50.0)
 #: Period [s] at which the controller's dynamics model is refreshed: the TCP inertia the stiff loop
-#: scales by, the held load's moment and the null-space projector (the pose error, the velocity and
-#: the Jacobian that maps the TCP wrench to torques are those of every physics step).
+#: scales by, the held load's moment and the null-space direction (the pose error, the velocity and
+#: the Jacobian that maps the TCP wrench to torques are those of every physics step) ...
 MODEL_PERIOD = 0.01
+#: ... where a joint has turned more than this [rad] since the last refresh (the model is a function
+#: of the joint positions; this much changes it by about 0.1 %).
+MODEL_MOTION = 1e-3
 #: Damping of the task-space inverse ``J^T (J J^T + eps I)^-1`` near a singularity.
 SINGULAR_DAMPING = 1e-6
 #: Names of the controller's parts in the model.
@@ -125,8 +128,9 @@ class CartesianImpedance:
         self._axes: np.ndarray | None = None  # the stiff loop's actuator axes W (world), or None: base axes
         self._wrench_tcp = np.zeros(6)
         self._retune = True
+        self._model_q = np.zeros(n)  # the joint positions the model was last refreshed at
         self._qc, self._qe = np.zeros(4), np.zeros(4)
-        self._vw = np.zeros(6)  # target twist [m/s, rad/s]
+        self._vw = np.zeros(6)  # the target's motion over one step [m, rad]
         self._ff = np.zeros(6)  # Cartesian actuator forces fed forward this step (the target's twist)
         self._twist_gain = np.zeros((6, 6))  # target motion over one step -> actuator forces
         self._joint_ff = np.zeros(n)  # held load and pushing wrench, as joint torques
@@ -290,8 +294,9 @@ class CartesianImpedance:
             self.due = False
             return
         if self._age >= self._every:
-            self._refresh()
             self._age = 0
+            if self._retune or np.abs(self._qpos - self._model_q).max() > MODEL_MOTION:
+                self._refresh()
         if self._new_target:
             self._new_target = False
             tp, mocap = self._tp, self._mocap_pos
@@ -348,8 +353,8 @@ class CartesianImpedance:
         m, d, n = self.m, self._data, self.dof
         # From the flange's frame, not the sites': they move with model parameters (``set_tcp``) only
         # at the next kinematics, and what was computed before must not depend on what ran before.
-        xmat, xpos = self._xmat, self._xpos
-        tcp = xmat @ self._tcp_pos + xpos
+        xmat = self._xmat
+        tcp = xmat @ self._tcp_pos + self._xpos
         mujoco.mj_jac(m, d, self._jac_full[:3], self._jac_full[3:], tcp, self.body)
         jac, jjt = self._jac, self._jjt
         np.dot(jac, jac.T, out=jjt)
@@ -361,7 +366,7 @@ class CartesianImpedance:
         w[:] = 0.0 if stiff else self.wrench_ff
         if self._extra_payload:
             fz = -self._extra_payload * GRAVITY[2]
-            lx, ly, _ = (xmat @ self._extra_com + xpos - tcp).tolist()
+            lx, ly, _ = (xmat @ (self._extra_com - self._tcp_pos)).tolist()  # from the TCP to the load
             w[2] += fz
             w[3] += ly * fz
             w[4] -= lx * fz
@@ -394,6 +399,7 @@ class CartesianImpedance:
                 coef[:] = null[:, k] / np.sqrt(null[k, k])
                 ctrl[0] = POSTURE_GAINS[0] * float(coef @ self.home)
         self._retune = False
+        self._model_q[:] = self._qpos
         self._orient()
 
     def _orient(self) -> None:
