@@ -118,7 +118,7 @@ class CartesianImpedance:
         self._torques = data.ctrl[:n]
         self._qpos, self._qvel = data.qpos[:n], data.qvel[:n]
         self._bias = data.qfrc_bias[:n]
-        self._xpos, self._xquat = data.xpos[flange_body], data.xquat[flange_body]
+        self._xpos = data.xpos[flange_body]
         self._xmat = data.xmat[flange_body].reshape(3, 3)
         self._jac_full = np.zeros((6, model.nv))
         self._jac = self._jac_full[:, :n]
