@@ -6,7 +6,10 @@ Two episodes per arm, both through the safety envelope: ``native``, one ``servo`
 50 Hz skill), the driver interpolating between commands. The path (a descent with a lateral sine) is
 computed before the clock starts: the caller's own pose arithmetic is not the simulator's cost.
 ``ratio`` is the episode's steps per second over raw ``mj_step``'s, each repeat measured back to back
-on a copy of the episode's start state; medians over repeats.
+on a copy of the episode's start state; medians over repeats. Raw ``mj_step`` runs on the model the
+arm runs (``raw``, with the controller's actuators, mocap target and tendon, which cost some C time
+each step) and on the bare cell without them (``bare``, the physics alone, its arm motors holding
+the start pose against gravity): ``ratio bare`` is the episode against the physics alone.
 
     python benchmarks/bench_sim.py [--seconds 5] [--repeats 5] [--json]
 """
@@ -24,6 +27,7 @@ import mujoco
 import numpy as np
 
 import rmskill
+from rmskill.drivers.mujoco.workcell import build_spec
 
 ARMS = Path(__file__).resolve().parents[1] / "examples" / "arms"
 SKILL_PERIOD = 0.02  # [s] a 50 Hz skill
@@ -58,22 +62,41 @@ def raw_steps(model: mujoco.MjModel, data: mujoco.MjData, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+def bare_start(arm) -> tuple[mujoco.MjModel, mujoco.MjData]:
+    """The cell without the controller's parts, in the arm's state now, its motors holding it."""
+    driver = arm.unwrapped
+    model = build_spec(driver.config, driver.arm_model).compile()
+    data = mujoco.MjData(model)
+    d, n = driver.data, driver.arm_model.dof
+    data.qpos[:], data.qvel[:], data.ctrl[:] = d.qpos, d.qvel, d.ctrl[: model.nu]
+    data.ctrl[:n] = d.qfrc_bias[:n]
+    mujoco.mj_forward(model, data)
+    return model, data
+
+
 def measure(name: str, seconds: float, repeats: int, period: float | None) -> dict:
-    factors, raws, ratios = [], [], []
+    factors, raws, bares, ratios, bare_ratios = [], [], [], [], []
     with rmskill.connect(ARMS / name) as arm:
         m = arm.unwrapped.model
+        dt = m.opt.timestep
         for i in range(repeats):
             arm.sim.reset(seed=i)
             arm.stop()  # a new stream: judged from where the arm is
             start = copy.copy(arm.unwrapped.data)
+            bare_model, bare = bare_start(arm)
             factor, steps = servo_episode(arm, seconds, period)
             raw = raw_steps(m, start, steps)
+            bare_raw = raw_steps(bare_model, bare, steps)
             factors.append(factor)
             raws.append(raw)
-            ratios.append(factor / (raw * m.opt.timestep))
+            bares.append(bare_raw)
+            ratios.append(factor / (raw * dt))
+            bare_ratios.append(factor / (bare_raw * dt))
         return {"realtime_factor": statistics.median(factors), "raw_steps_per_s": statistics.median(raws),
-                "raw_realtime_factor": statistics.median(raws) * m.opt.timestep, "ratio": statistics.median(ratios),
-                "servo_rate_hz": arm.capabilities.rate_hz, "physics_dt_s": m.opt.timestep,
+                "raw_realtime_factor": statistics.median(raws) * dt, "ratio": statistics.median(ratios),
+                "bare_steps_per_s": statistics.median(bares), "bare_realtime_factor": statistics.median(bares) * dt,
+                "ratio_bare": statistics.median(bare_ratios),
+                "servo_rate_hz": arm.capabilities.rate_hz, "physics_dt_s": dt,
                 "command_period_s": period or 1.0 / arm.capabilities.rate_hz}
 
 
@@ -90,13 +113,13 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print("| model, episode | commands | physics dt | episode (x real time) | raw mj_step/s | raw (x real time) "
-          "| ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model, episode | commands | physics dt | episode (x real time) | raw (x real time) | bare (x real time) "
+          "| ratio | ratio bare |")
+    print("|---|---|---|---|---|---|---|---|")
     for key, r in results.items():
         print(f"| {key} | {1.0 / r['command_period_s']:.0f} Hz | {r['physics_dt_s'] * 1000:.0f} ms | "
-              f"{r['realtime_factor']:.1f} | {r['raw_steps_per_s']:,.0f} | {r['raw_realtime_factor']:.0f} | "
-              f"{r['ratio']:.2f} |")
+              f"{r['realtime_factor']:.1f} | {r['raw_realtime_factor']:.0f} | {r['bare_realtime_factor']:.0f} | "
+              f"{r['ratio']:.2f} | {r['ratio_bare']:.2f} |")
     print(f"(median of {args.repeats} runs of {args.seconds} simulated s each, through the safety envelope; "
           "ratio: episode over raw mj_step, same model and start state)")
 
