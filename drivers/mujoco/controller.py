@@ -110,7 +110,7 @@ class CartesianImpedance:
         first = model.actuator(CARTESIAN_ACTUATORS[0]).id
         if [model.actuator(a).id for a in CARTESIAN_ACTUATORS] != list(range(first, first + 6)):
             raise ValueError("the Cartesian actuators must be consecutive")
-        cart = slice(first, first + 6)
+        cart = self._cart = slice(first, first + 6)
         self._gear, self._biasprm = model.actuator_gear[cart], model.actuator_biasprm[cart]
         self._cart_ctrl, self._cart_vel = data.ctrl[cart], data.actuator_velocity[cart]
         mocap = model.body(TARGET).mocapid[0]

@@ -204,8 +204,17 @@ class MujocoArm(Arm):
         if self.ctrl.mode != "cartesian":
             self._cartesian()
         if periods == 1:
-            self._command(pose.xyz, pose.wxyz)
-            self._physics(self._substeps)
+            if self._latency_steps or self._substeps != 1:
+                self._command(pose.xyz, pose.wxyz)
+                self._physics(self._substeps)
+            else:  # _command and _physics(1), inlined: the streaming case
+                ctrl = self.ctrl
+                ctrl.set_target(pose.xyz, pose.wxyz)
+                ctrl.prepare()
+                mujoco.mj_step1(self.model, self.data)
+                ctrl.apply()
+                mujoco.mj_step2(self.model, self.data)
+                self._step_count += 1
             self._after_batch()
             return
         # The driver interpolates: one target per native period (linear, normalised quaternion lerp),
