@@ -131,6 +131,7 @@ class CartesianImpedance:
         self._model_q = np.zeros(n)  # the joint positions the model was last refreshed at
         self._qc, self._qe = np.zeros(4), np.zeros(4)
         self._vw = np.zeros(6)  # the target's motion over one step [m, rad]
+        self._vw_pos, self._vw_rot = self._vw[:3], self._vw[3:]
         self._ff = np.zeros(6)  # Cartesian actuator forces fed forward this step (the target's twist)
         self._twist_gain = np.zeros((6, 6))  # target motion over one step -> actuator forces
         self._joint_ff = np.zeros(n)  # held load and pushing wrench, as joint torques
@@ -309,19 +310,20 @@ class CartesianImpedance:
                 self._ff[:] = 0.0
                 self._twist_on = False
             else:
-                step = self._vw  # the target's motion over one step: translation, rotation vector
-                np.subtract(tp, mocap, out=step[:3])  # the mocap holds the previous target
+                # The target's motion over one step: translation (the mocap holds the previous target),
+                # rotation vector.
+                np.subtract(tp, mocap, out=self._vw_pos)
                 mocap[:] = tp
                 if turned:
                     self._mocap_quat[:] = quat
                     self._orient()
                     mujoco.mju_negQuat(self._qc, self._prev_quat)
                     mujoco.mju_mulQuat(self._qe, self._tq, self._qc)
-                    mujoco.mju_quat2Vel(step[3:], self._qe, 1.0)
+                    mujoco.mju_quat2Vel(self._vw_rot, self._qe, 1.0)
                 elif self._turning:
-                    step[3:] = 0.0
+                    self._vw_rot[:] = 0.0
                 self._turning = turned
-                np.dot(self._twist_gain, step, out=self._ff)
+                np.dot(self._twist_gain, self._vw, out=self._ff)
                 self._twist_on = True
             self._prev_quat = quat
         elif self._twist_on:  # the target holds: no target velocity

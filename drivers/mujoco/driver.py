@@ -25,6 +25,8 @@ from rmskill.drivers.mujoco.workcell import build_spec
 from rmskill.errors import ConfigError, DriverError
 from rmskill.geometry import Pose
 
+GRAVITY_Z = float(GRAVITY[2])
+
 
 class MujocoArm(Arm):
     """A simulated UR5e or FR3 with a plate gripper in a lab cell. See ``SimWorld`` for truth."""
@@ -174,7 +176,7 @@ class MujocoArm(Arm):
         # |R f + m g| = |f + R^T m g|, and R^T e_z is the third row of R: no matrix product needed.
         fx, fy, fz = self._ft_force_view.tolist()
         _, _, _, _, _, _, r0, r1, r2 = self._ft_xmat.tolist()
-        w = self.payload[0] * GRAVITY[2]
+        w = float(self.payload[0]) * GRAVITY_Z  # Python floats: numpy scalar arithmetic costs more here
         return math.sqrt((fx + w * r0) ** 2 + (fy + w * r1) ** 2 + (fz + w * r2) ** 2)
 
     def _wrench(self, tcp_pos: np.ndarray) -> Wrench:
