@@ -331,6 +331,24 @@ class CartesianImpedance:
             self._twist_on = False
         self.due = self._twist_on
 
+    def stream(self, positions: np.ndarray, quat: np.ndarray) -> None:
+        """One physics step per row of ``positions`` [m], all at orientation ``quat`` (wxyz), the target
+        moving by an even stride: as ``set_target``, ``prepare`` and a step per row, the stride's
+        velocity feed-forward computed at the first row (and at each refresh) rather than at each."""
+        m, d, step1, step2, apply = self.m, self._data, mujoco.mj_step1, mujoco.mj_step2, self.apply
+        mocap, general = self._mocap_pos, True
+        for p in positions:
+            if general or self._age >= self._every:
+                self.set_target(p, quat)
+                self.prepare()
+                general = self._first or self._mode != "cartesian" or not self._twist_on
+            else:
+                self._tp = p
+                mocap[:] = p
+            step1(m, d)
+            apply()
+            step2(m, d)
+
     def apply(self) -> None:
         """Between ``mj_step1`` and ``mj_step2``: this step's joint torques and Cartesian damping."""
         if self._mode == "cartesian":

@@ -57,6 +57,7 @@ class MujocoArm(Arm):
         #: Called after each stepped batch (one servo period, a settle): the video recorder's hook.
         self.step_hooks: list[Callable[[], None]] = []
         self._connected = False
+        self._fractions: dict[int, np.ndarray] = {}  # interpolation fractions i / n per period count n
 
     # --- lifecycle ----------------------------------------------------------------------
     def connect(self) -> None:
@@ -224,26 +225,30 @@ class MujocoArm(Arm):
         # something looks at it (a recorder, the wall clock) or the targets queue (latency).
         p0, q0 = self._last_target()
         q1 = pose.wxyz if np.dot(q0, pose.wxyz) >= 0 else -pose.wxyz
-        s = np.arange(1, periods + 1, dtype=float)[:, None] / periods
+        s = self._fractions.get(periods)
+        if s is None:
+            s = self._fractions[periods] = np.arange(1, periods + 1, dtype=float)[:, None] / periods
         positions = p0 + s * (pose.xyz - p0)
-        if q0.tolist() == q1.tolist():  # no turn: the same quaternion, not one rounded differently each period
-            quats = np.broadcast_to(q1, (periods, 4))
-        else:
+        turning = q0.tolist() != q1.tolist()
+        if turning:
             quats = (1 - s) * q0 + s * q1
             quats /= np.sqrt(np.einsum("ij,ij->i", quats, quats))[:, None]
         if self.step_hooks or self.realtime or self._latency_steps or self._substeps != 1:
-            for p, q in zip(positions, quats, strict=True):
-                self._command(p, q)
+            for i, p in enumerate(positions):
+                self._command(p, quats[i] if turning else q1)
                 self._step(self._substeps)
             return
-        m, d, ctrl, step1, step2 = self.model, self.data, self.ctrl, mujoco.mj_step1, mujoco.mj_step2
-        set_target, prepare, apply = ctrl.set_target, ctrl.prepare, ctrl.apply
-        for p, q in zip(positions, quats, strict=True):  # _physics(1) per target, inlined
-            set_target(p, q)
-            prepare()
-            step1(m, d)
-            apply()
-            step2(m, d)
+        ctrl = self.ctrl
+        if turning:
+            m, d, step1, step2 = self.model, self.data, mujoco.mj_step1, mujoco.mj_step2
+            for p, q in zip(positions, quats, strict=True):  # _physics(1) per target, inlined
+                ctrl.set_target(p, q)
+                ctrl.prepare()
+                step1(m, d)
+                ctrl.apply()
+                step2(m, d)
+        else:  # no turn: the same quaternion throughout, not one rounded differently each period
+            ctrl.stream(positions, q1)
         self._step_count += periods
         self._after_batch()
 
