@@ -6,7 +6,8 @@ Two episodes per arm, both through the safety envelope: ``native``, one ``servo`
 50 Hz skill), the driver interpolating between commands. The path (a descent with a lateral sine) is
 computed before the clock starts: the caller's own pose arithmetic is not the simulator's cost.
 ``ratio`` is the episode's steps per second over raw ``mj_step``'s, each repeat measured back to back
-on a copy of the episode's start state; medians over repeats. Raw ``mj_step`` runs on the model the
+on a copy of the episode's start state; medians over repeats (and, as ``best``, the fastest episode
+over the fastest bare run: load on a shared machine only slows a run down). Raw ``mj_step`` runs on the model the
 arm runs (``raw``, with the controller's actuators, mocap target and tendon, which cost some C time
 each step) and on the bare cell without them (``bare``, the physics alone, its arm motors holding
 the start pose against gravity): ``ratio bare`` is the episode against the physics alone.
@@ -96,6 +97,8 @@ def measure(name: str, seconds: float, repeats: int, period: float | None) -> di
                 "raw_realtime_factor": statistics.median(raws) * dt, "ratio": statistics.median(ratios),
                 "bare_steps_per_s": statistics.median(bares), "bare_realtime_factor": statistics.median(bares) * dt,
                 "ratio_bare": statistics.median(bare_ratios),
+                # best of the repeats for each (load on a shared machine only ever slows a run down)
+                "best_ratio_bare": max(factors) / (max(bares) * dt),
                 "servo_rate_hz": arm.capabilities.rate_hz, "physics_dt_s": dt,
                 "command_period_s": period or 1.0 / arm.capabilities.rate_hz}
 
@@ -114,14 +117,14 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print("| model, episode | commands | physics dt | episode (x real time) | raw (x real time) | bare (x real time) "
-          "| ratio | ratio bare |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| ratio | ratio bare | best ratio bare |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for key, r in results.items():
         print(f"| {key} | {1.0 / r['command_period_s']:.0f} Hz | {r['physics_dt_s'] * 1000:.0f} ms | "
               f"{r['realtime_factor']:.1f} | {r['raw_realtime_factor']:.0f} | {r['bare_realtime_factor']:.0f} | "
-              f"{r['ratio']:.2f} | {r['ratio_bare']:.2f} |")
+              f"{r['ratio']:.2f} | {r['ratio_bare']:.2f} | {r['best_ratio_bare']:.2f} |")
     print(f"(median of {args.repeats} runs of {args.seconds} simulated s each, through the safety envelope; "
-          "ratio: episode over raw mj_step, same model and start state)")
+          "ratio: episode over raw mj_step from the same start state, on the arm's model (raw) or the bare cell)")
 
 
 if __name__ == "__main__":
