@@ -122,7 +122,7 @@ class CartesianImpedance:
         self._xpos = data.xpos[flange_body]
         self._xmat = data.xmat[flange_body].reshape(3, 3)
         self._jac_full = np.zeros((6, model.nv))
-        self._jac = self._jac_full[:, :n]
+        self._jacp, self._jacr, self._jac = self._jac_full[:3], self._jac_full[3:], self._jac_full[:, :n]
         self._mass_full = np.zeros((model.nv, model.nv))
         self._rot = np.zeros(9)
         self._rot33 = self._rot.reshape(3, 3)
@@ -137,6 +137,7 @@ class CartesianImpedance:
         self._twist_gain = np.zeros((6, 6))  # target motion over one step -> actuator forces
         self._joint_ff = np.zeros(n)  # held load and pushing wrench, as joint torques
         self._jjt = np.zeros((6, 6))
+        self._damping_eye = SINGULAR_DAMPING * np.eye(6)
         self._posture: tuple[np.ndarray, np.ndarray] | None = None  # tendon coefficients, its ctrl
         if n > 6:
             adr = model.tendon_adr[model.tendon(NULL_SPACE).id]
@@ -375,11 +376,10 @@ class CartesianImpedance:
         # From the flange's frame, not the sites': they move with model parameters (``set_tcp``) only
         # at the next kinematics, and what was computed before must not depend on what ran before.
         xmat = self._xmat
-        tcp = xmat @ self._tcp_pos + self._xpos
-        mujoco.mj_jac(m, d, self._jac_full[:3], self._jac_full[3:], tcp, self.body)
+        mujoco.mj_jac(m, d, self._jacp, self._jacr, xmat @ self._tcp_pos + self._xpos, self.body)
         jac, jjt = self._jac, self._jjt
         np.dot(jac, jac.T, out=jjt)
-        jjt.flat[::7] += SINGULAR_DAMPING
+        jjt += self._damping_eye
         stiff = self.position_controlled and not self.compliant
         # The wrench fed forward at the TCP (world frame): the push along free axes, the held load's
         # +m g up and its moment about the TCP; as joint torques J^T w.
