@@ -51,6 +51,7 @@ class SafeArm(Arm):
         self._last_servo = 0.0
         self._watchdog: threading.Thread | None = None
         self._closing = threading.Event()
+        self._force_norm = getattr(arm, "force_norm", None)  # a cheap force check, where the driver has one
 
     @property
     def sim(self):
@@ -147,6 +148,12 @@ class SafeArm(Arm):
         """Step [m], speed [m/s] and angular speed [rad/s] of moving from ``reference`` to ``pose`` in ``dt`` [s]."""
         lim = self.limits
         step = math.dist(pose.xyz.tolist(), reference.xyz.tolist())
+        if step <= lim.max_step and step / dt <= lim.max_speed * 1.0001:  # the common case, in plain floats
+            aw, ax, ay, az = pose.wxyz.tolist()
+            bw, bx, by, bz = reference.wxyz.tolist()
+            turn = 2.0 * math.acos(min(1.0, abs(aw * bw + ax * bx + ay * by + az * bz)))
+            if turn / dt <= lim.max_angular_speed * 1.0001:
+                return
         if step > lim.max_step:
             self._violate("step", f"{what} jumps {step * 1000:.1f} mm, more than {lim.max_step * 1000:.1f} mm",
                           step, lim.max_step)
@@ -206,7 +213,7 @@ class SafeArm(Arm):
                           force, self.limits.max_force)
 
     def _check_force_fast(self) -> None:
-        fast = getattr(self.unwrapped, "force_norm", None)
+        fast = self._force_norm
         if fast is None:
             self._check_force(self.unwrapped.state())
             return
@@ -271,10 +278,14 @@ class SafeArm(Arm):
         """Stream ``pose``, judged against the previous accepted target (or, first in a stream, the
         measured pose) over ``duration`` [s]: step, speed, angular speed."""
         with self._lock:
-            self._check_ready()
-            pose = self._as_pose(pose, "servo target")
-            self._check_workspace(pose, "servo target")
-            dt = self._servo_duration(duration)
+            if self._fault is not None:
+                self._check_ready()
+            if not isinstance(pose, Pose):
+                pose = self._as_pose(pose, "servo target")
+            (x, y, z), lo, hi = pose.xyz.tolist(), self._lo, self._hi
+            if not (lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1] and lo[2] <= z <= hi[2]):
+                self._check_workspace(pose, "servo target")
+            dt = 1.0 / self.capabilities.rate_hz if duration is None else self._servo_duration(duration)
             now = time.monotonic()
             reference = self._last_target
             if reference is None or (self.capabilities.realtime and now - self._last_servo > self.limits.servo_timeout):

@@ -18,12 +18,14 @@ import numpy as np
 from rmskill.arm import Arm, ArmState, Capabilities, Compliance, Wrench
 from rmskill.config import ArmConfig
 from rmskill.drivers.mujoco.config import MujocoSimConfig
-from rmskill.drivers.mujoco.controller import GRAVITY, CartesianImpedance
+from rmskill.drivers.mujoco.controller import GRAVITY, CartesianImpedance, add_controller
 from rmskill.drivers.mujoco.gripper import SimGripper
 from rmskill.drivers.mujoco.robots import arm_model
 from rmskill.drivers.mujoco.workcell import build_spec
 from rmskill.errors import ConfigError, DriverError
 from rmskill.geometry import Pose
+
+GRAVITY_Z = float(GRAVITY[2])
 
 
 class MujocoArm(Arm):
@@ -55,12 +57,14 @@ class MujocoArm(Arm):
         #: Called after each stepped batch (one servo period, a settle): the video recorder's hook.
         self.step_hooks: list[Callable[[], None]] = []
         self._connected = False
+        self._fractions: dict[int, np.ndarray] = {}  # interpolation fractions i / n per period count n
 
     # --- lifecycle ----------------------------------------------------------------------
     def connect(self) -> None:
         from rmskill.drivers.mujoco.world import SimWorld
 
         spec = build_spec(self.config, self.arm_model)
+        add_controller(spec, [link.torque for link in self.arm_model.links])
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         self._fk_data = mujoco.MjData(self.model)  # scratch for forward_kinematics
@@ -69,6 +73,8 @@ class MujocoArm(Arm):
         self._ft_site = m.site("ft").id
         self._ft_force = m.sensor("ft_force").adr[0]
         self._ft_torque = m.sensor("ft_torque").adr[0]
+        self._ft_force_view = self.data.sensordata[self._ft_force: self._ft_force + 3]
+        self._ft_xmat = self.data.site_xmat[self._ft_site]
         self._fingers = np.array([m.actuator("finger_left").id, m.actuator("finger_right").id])
         self._torques = self.data.ctrl[: self.arm_model.dof]  # cached views into the data
         self._qpos0 = self.data.qpos[:1]
@@ -108,21 +114,29 @@ class MujocoArm(Arm):
         if self._latency_steps:
             self._pending.append((self._step_count + self._latency_steps, pos, quat))
         else:
-            self.ctrl.target_pos = pos
-            self.ctrl.target_quat = quat
+            self.ctrl.set_target(pos, quat)
 
     def _step(self, n: int) -> None:
-        m, d, ctrl, pending, torques = self.model, self.data, self.ctrl, self._pending, self._torques
-        step1, step2, compute = mujoco.mj_step1, mujoco.mj_step2, ctrl.compute
+        """``n`` physics steps, then the checks and hooks of a stepped batch."""
+        self._physics(n)
+        self._after_batch()
+
+    def _physics(self, n: int) -> None:
+        m, d, ctrl, pending = self.model, self.data, self.ctrl, self._pending
+        step1, step2, apply = mujoco.mj_step1, mujoco.mj_step2, ctrl.apply
         for _ in range(n):
             while pending and pending[0][0] <= self._step_count:
-                _, ctrl.target_pos, ctrl.target_quat = pending.popleft()
+                ctrl.set_target(*pending.popleft()[1:])
+            if ctrl.due:
+                ctrl.prepare()
             step1(m, d)
-            torques[:] = compute(d)
+            apply()
             step2(m, d)
             self._step_count += 1
+
+    def _after_batch(self) -> None:
         if self.realtime:
-            ahead = d.time - (time.monotonic() - self._wall_start)
+            ahead = self.data.time - (time.monotonic() - self._wall_start)
             if ahead > 0:
                 time.sleep(ahead)
         if not math.isfinite(self._qpos0[0]):
@@ -161,10 +175,9 @@ class MujocoArm(Arm):
     def force_norm(self) -> float:
         """Magnitude of the sensed contact force [N], cheaply (the safety envelope's per-step check)."""
         # |R f + m g| = |f + R^T m g|, and R^T e_z is the third row of R: no matrix product needed.
-        d = self.data
-        fx, fy, fz = d.sensordata[self._ft_force: self._ft_force + 3].tolist()
-        _, _, _, _, _, _, r0, r1, r2 = d.site_xmat[self._ft_site].tolist()
-        w = self.payload[0] * GRAVITY[2]
+        fx, fy, fz = self._ft_force_view.tolist()
+        _, _, _, _, _, _, r0, r1, r2 = self._ft_xmat.tolist()
+        w = float(self.payload[0]) * GRAVITY_Z  # Python floats: numpy scalar arithmetic costs more here
         return math.sqrt((fx + w * r0) ** 2 + (fy + w * r1) ** 2 + (fz + w * r2) ** 2)
 
     def _wrench(self, tcp_pos: np.ndarray) -> Wrench:
@@ -188,21 +201,56 @@ class MujocoArm(Arm):
 
     # --- motion -------------------------------------------------------------------------
     def servo(self, pose: Pose, duration: float | None = None) -> None:
-        self._require()
-        period = 1.0 / self.arm_model.rate_hz
-        periods = 1 if duration is None else max(1, round(duration / period))
-        self._cartesian()
+        if not self._connected:
+            self._require()
+        periods = 1 if duration is None else max(1, round(duration / (1.0 / self.arm_model.rate_hz)))
+        if self.ctrl.mode != "cartesian":
+            self._cartesian()
         if periods == 1:
-            self._command(pose.xyz, pose.wxyz)
-            self._step(self._substeps)
+            if self._latency_steps or self._substeps != 1:
+                self._command(pose.xyz, pose.wxyz)
+                self._physics(self._substeps)
+            else:  # _command and _physics(1), inlined: the streaming case
+                ctrl = self.ctrl
+                ctrl.set_target(pose.xyz, pose.wxyz)
+                ctrl.prepare()
+                mujoco.mj_step1(self.model, self.data)
+                ctrl.apply()
+                mujoco.mj_step2(self.model, self.data)
+                self._step_count += 1
+            self._after_batch()
             return
+        # The driver interpolates: one target per native period (linear, normalised quaternion lerp),
+        # computed at once; a stepped batch (checks, hooks, real-time pacing) per period only where
+        # something looks at it (a recorder, the wall clock) or the targets queue (latency).
         p0, q0 = self._last_target()
         q1 = pose.wxyz if np.dot(q0, pose.wxyz) >= 0 else -pose.wxyz
-        for i in range(1, periods + 1):
-            s = i / periods
-            q = (1 - s) * q0 + s * q1
-            self._command(p0 + s * (pose.xyz - p0), q / np.linalg.norm(q))
-            self._step(self._substeps)
+        s = self._fractions.get(periods)
+        if s is None:
+            s = self._fractions[periods] = np.arange(1, periods + 1, dtype=float)[:, None] / periods
+        positions = p0 + s * (pose.xyz - p0)
+        turning = q0.tolist() != q1.tolist()
+        if turning:
+            quats = (1 - s) * q0 + s * q1
+            quats /= np.sqrt(np.einsum("ij,ij->i", quats, quats))[:, None]
+        if self.step_hooks or self.realtime or self._latency_steps or self._substeps != 1:
+            for i, p in enumerate(positions):
+                self._command(p, quats[i] if turning else q1)
+                self._step(self._substeps)
+            return
+        ctrl = self.ctrl
+        if turning:
+            m, d, step1, step2 = self.model, self.data, mujoco.mj_step1, mujoco.mj_step2
+            for p, q in zip(positions, quats, strict=True):  # _physics(1) per target, inlined
+                ctrl.set_target(p, q)
+                ctrl.prepare()
+                step1(m, d)
+                ctrl.apply()
+                step2(m, d)
+        else:  # no turn: the same quaternion throughout, not one rounded differently each period
+            ctrl.stream(positions, q1)
+        self._step_count += periods
+        self._after_batch()
 
     def _last_target(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pending:
@@ -319,8 +367,7 @@ class MujocoArm(Arm):
             target = Pose(self.ctrl.target_pos, self.ctrl.target_quat) @ self.flange_T_tcp.inverse() @ flange_T_tcp
             self.ctrl.target_pos, self.ctrl.target_quat = np.array(target.xyz), np.array(target.wxyz)
         self.flange_T_tcp = flange_T_tcp
-        self.ctrl.tcp_pos = np.array(flange_T_tcp.xyz)
-        self.ctrl.tcp_quat = np.array(flange_T_tcp.wxyz)
+        self.ctrl.set_tcp(flange_T_tcp.xyz, flange_T_tcp.wxyz)
 
     def set_payload(self, mass: float, center_of_mass: Sequence[float]) -> None:
         """The payload the wrist F/T reading is compensated with (the controller's own load
