@@ -1,0 +1,78 @@
+"""Evaluation over Ray actors (``--workers N``): the same episodes as in one process, or a one-line refusal."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rmskill import cli
+from rmskill.errors import ConfigError
+from rmskill.evaluate import evaluate
+
+ARMS = Path(__file__).resolve().parents[1] / "examples" / "arms"
+EPISODES = 5
+
+
+def _without_wall(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k != "wall_s"}
+
+
+def test_two_workers_equal_one_episode_for_episode():
+    pytest.importorskip("ray")
+    arm = ARMS / "sim-ur5e.yaml"
+    one = evaluate("plate_placement", arm, EPISODES, seed=11)
+    arrived: list[int] = []
+    two = evaluate("plate_placement", arm, EPISODES, seed=11, workers=2, progress=lambda i, r: arrived.append(i))
+    assert sorted(arrived) == list(range(EPISODES))  # the progress callback saw each episode once, as it came
+    assert two["per_episode"] == one["per_episode"]  # same metrics, same order
+    assert _without_wall(two) == _without_wall(one)
+
+
+def test_cli_json_is_the_same_with_workers():
+    pytest.importorskip("ray")
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rmskill.cli", "eval", "plate_placement", "--arm",
+                               str(ARMS / "sim-ur5e.yaml"), "--episodes", "3", "--seed", "2", "--json", *extra],
+                              capture_output=True, text=True, timeout=240)
+
+    one, two = run(), run("--workers", "2")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    assert _without_wall(json.loads(two.stdout)) == _without_wall(json.loads(one.stdout))
+    assert "WARNING" not in two.stderr and "Traceback" not in two.stderr, two.stderr
+
+
+def test_workers_without_ray_are_refused_in_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    monkeypatch.setattr(sys, "argv", ["rmskill", "eval", "plate_placement", "--arm", str(ARMS / "sim-ur5e.yaml"),
+                                      "--episodes", "2", "--workers", "2"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 1  # as every other bad input
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "pip install 'rmskill[ray]'" in err and "--workers 2" in err
+    with pytest.raises(ConfigError, match=r"pip install 'rmskill\[ray\]'"):
+        evaluate("plate_placement", ARMS / "sim-ur5e.yaml", 2, workers=2)
+
+
+def test_one_worker_needs_no_ray(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    report = evaluate("plate_placement", ARMS / "sim-ur5e.yaml", 1, workers=1)
+    assert report["episodes"] == 1
+
+
+@pytest.mark.parametrize(("args", "needle"), [(["--workers", "0"], "--workers must be at least 1, got 0"),
+                                              (["--address", "auto"], "--address is the Ray cluster for --workers")])
+def test_bad_worker_options_are_one_line(monkeypatch, capsys, args, needle):
+    monkeypatch.setattr(sys, "argv", ["rmskill", "eval", "plate_placement", "--arm", str(ARMS / "sim-ur5e.yaml"),
+                                      "--episodes", "2", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
