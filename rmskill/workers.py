@@ -43,6 +43,32 @@ def check_workers(workers: int) -> None:
         require_ray(workers)
 
 
+_QUIET = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": True}
+
+
+def start_local_ray(workers: int) -> ModuleType:
+    """A local Ray for ``workers`` actors, quiet, without a dashboard.
+
+    Its workers run at the driver's priority (Ray's default lowers them to niceness 15): they are the
+    run's work, as the episodes are in this process with one worker.
+    """
+    ray = require_ray(workers)
+    ray.init(address="local", num_cpus=max(workers, os.cpu_count() or 1), object_store_memory=128 * 1024**2,
+             _system_config={"worker_niceness": 0}, **_QUIET)
+    return ray
+
+
+def join_ray(address: str, workers: int) -> ModuleType:
+    """Connect to the Ray cluster at ``address``, or a one-line ``ConfigError`` saying why not."""
+    ray = require_ray(workers)
+    try:
+        ray.init(address=address, **_QUIET)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot join the Ray cluster at '{address}': {first}") from None
+    return ray
+
+
 def _log_levels() -> dict[str, int]:
     """The driver's logging levels (root and rmskill's own), for actors to log as it does."""
     levels = {"": logging.getLogger().level}
@@ -178,16 +204,10 @@ class WorkerPool:
         ray = self.ray
         if ray.is_initialized():  # the caller's own Ray (a script, a benchmark): use it, leave it running
             return
-        quiet = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": True}
         if self.address:
-            try:
-                ray.init(address=self.address, **quiet)
-            except (ConnectionError, RuntimeError, ValueError) as err:
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise ConfigError(f"cannot join the Ray cluster at '{self.address}': {first}") from None
+            join_ray(self.address, self.workers)
         else:
-            ray.init(address="local", num_cpus=max(self.workers, os.cpu_count() or 1),
-                     object_store_memory=128 * 1024**2, **quiet)
+            start_local_ray(self.workers)
         self._started = True
         log.info("Ray %s: %s", "joined" if self.address else "started locally", ray.get_runtime_context().gcs_address)
 

@@ -1,0 +1,128 @@
+"""Evaluation throughput with 1 and N workers (Ray actors), and what Ray itself costs per episode.
+
+    python benchmarks/bench_scale.py [--episodes 100] [--repeats 3] [--workers 2] [--json]
+
+One local Ray is started first (its start-up is reported apart); each repeat then runs ``evaluate``
+in this process (workers=1, no Ray) and on N actors (workers=N), alternating, on the same seed.
+"episodes/s" is over the whole call (the N-worker figure includes starting its actors: importing
+torch and MuJoCo, connecting the arm); "steady episodes/s" is from the first finished episode to the
+last. Ray's overhead is measured with the same actors and the same dispatch loop, calling a method
+that does no simulation: a single call's round trip, and the dispatch cost per episode with every
+actor kept busy. The machine's load is printed beside the table: on a shared machine it moves the
+figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+
+from rmskill.config import load_arm_config
+from rmskill.evaluate import evaluate
+from rmskill.runner import episode_targets
+from rmskill.skill import load_skill
+from rmskill.workers import WorkerPool, dispatch, start_local_ray
+
+ARMS = Path(__file__).resolve().parents[1] / "examples" / "arms"
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def timed_eval(skill: str, arm: Path, episodes: int, seed: int, workers: int) -> dict:
+    arrivals: list[float] = []
+    t0 = time.perf_counter()
+    report = evaluate(skill, arm, episodes, seed=seed, workers=workers,
+                      progress=lambda i, r: arrivals.append(time.perf_counter()))
+    wall = time.perf_counter() - t0
+    steady = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else float("nan")
+    return {"wall_s": wall, "eps": episodes / wall, "steady_eps": steady, "per_episode": report["per_episode"]}
+
+
+def ray_overhead(skill: str, arm: Path, workers: int, calls: int) -> dict:
+    """Pool start-up, one call's round trip, and dispatch cost per episode, with no simulation in the calls."""
+    config = load_arm_config(arm)
+    loaded = load_skill(skill)
+    t0 = time.perf_counter()
+    with WorkerPool(loaded, config, 0, episode_targets(loaded, config), workers) as pool:
+        start = time.perf_counter() - t0
+        actor = pool.actors[0]
+        ray.get(actor.ping.remote(0))
+        trips = []
+        for i in range(200):
+            t = time.perf_counter()
+            ray.get(actor.ping.remote(i))
+            trips.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for _ in dispatch(ray, pool.actors, lambda a, i: a.ping.remote(i), range(calls)):
+            pass
+        per_call = (time.perf_counter() - t) / calls
+    return {"pool_start_s": start, "round_trip_ms_p50": 1e3 * float(np.percentile(trips, 50)),
+            "round_trip_ms_p99": 1e3 * float(np.percentile(trips, 99)), "dispatch_ms_per_episode": 1e3 * per_call}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skill", default="plate_placement")
+    parser.add_argument("--arm", type=Path, default=ARMS / "sim-ur5e.yaml")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    load_before = load()
+    t0 = time.perf_counter()
+    start_local_ray(args.workers)
+    ray_start = time.perf_counter() - t0
+    runs: dict[int, list[dict]] = {1: [], args.workers: []}
+    for _ in range(args.repeats):
+        for workers in runs:
+            runs[workers].append(timed_eval(args.skill, args.arm, args.episodes, args.seed, workers))
+    overhead = ray_overhead(args.skill, args.arm, args.workers, calls=2000)
+    ray.shutdown()
+    load_after = load()
+
+    equal = all(r["per_episode"] == runs[1][0]["per_episode"] for rs in runs.values() for r in rs)
+    med = {w: {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "eps", "steady_eps")}
+           for w, rs in runs.items()}
+    n = args.workers
+    result = {
+        "episodes": args.episodes, "repeats": args.repeats, "cpus": os.cpu_count(), "ray": ray.__version__,
+        "workers": {str(w): m for w, m in med.items()},
+        "speedup": med[n]["eps"] / med[1]["eps"], "steady_speedup": med[n]["steady_eps"] / med[1]["steady_eps"],
+        "equal_episode_for_episode": equal, "ray_start_s": ray_start, **overhead,
+        "load_before": load_before, "load_after": load_after,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{args.skill} on {args.arm.name}, {args.episodes} episodes, median of {args.repeats}; "
+          f"{os.cpu_count()} CPUs; Ray {ray.__version__}; load average (1/5/15 min) before {load_before}, "
+          f"after {load_after}\n")
+    print("| workers | wall s | episodes/s | steady episodes/s |")
+    print("| --- | --- | --- | --- |")
+    for w, m in med.items():
+        print(f"| {w} | {m['wall_s']:.2f} | {m['eps']:.2f} | {m['steady_eps']:.2f} |")
+    print(f"| ratio {n}/1 | | {result['speedup']:.2f}x | {result['steady_speedup']:.2f}x |\n")
+    print("| Ray cost | value |")
+    print("| --- | --- |")
+    print(f"| local Ray start (once per process) | {ray_start:.2f} s |")
+    print(f"| {n} actors started, arm connected (once per eval) | {overhead['pool_start_s']:.2f} s |")
+    print(f"| one actor call, round trip p50 / p99 | {overhead['round_trip_ms_p50']:.2f} / "
+          f"{overhead['round_trip_ms_p99']:.2f} ms |")
+    print(f"| dispatch per episode, {n} actors busy, no simulation | {overhead['dispatch_ms_per_episode']:.3f} ms |")
+    print(f"\nresults equal episode for episode across worker counts: {'yes' if equal else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
