@@ -76,3 +76,15 @@ def test_bad_worker_options_are_one_line(monkeypatch, capsys, args, needle):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_an_interrupted_run_on_workers_names_its_failures_by_episode():
+    """Episodes on workers finish out of order: a partial summary counts failures by episode index."""
+    from rmskill.evaluate import summarize
+
+    ok = {"success": True, "translation_error_mm": 0.1, "rotation_error_deg": 0.1, "peak_force_n": 5.0,
+          "duration_s": 1.0, "target": "shelf_1", "message": ""}
+    failed = {**ok, "success": False, "message": "not seated"}
+    summary = summarize([ok, failed], [0, 3])
+    assert summary["failures"] == [{"episode": 3, "target": "shelf_1", "message": "not seated"}]
+    assert summarize([ok, failed])["failures"][0]["episode"] == 1
