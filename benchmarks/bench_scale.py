@@ -1,9 +1,10 @@
 """Evaluation throughput with 1 and N workers (Ray actors), and what Ray itself costs per episode.
 
-    python benchmarks/bench_scale.py [--episodes 100] [--repeats 3] [--workers 2] [--json]
+    python benchmarks/bench_scale.py [--episodes 200] [--repeats 3] [--workers 2] [--json]
 
 One local Ray is started first (its start-up is reported apart); each repeat then runs ``evaluate``
-in this process (workers=1, no Ray) and on N actors (workers=N), alternating, on the same seed.
+on the same seed in this process (workers=1, no Ray: with torch's own thread count, as ``rmskill
+eval`` runs, then with torch at 1 thread, as each actor runs) and on N actors (workers=N).
 "episodes/s" is over the whole call (the N-worker figure includes starting its actors: importing
 torch and MuJoCo, connecting the arm); "steady episodes/s" is from the first finished episode to the
 last. Ray's overhead is measured with the same actors and the same dispatch loop, calling a method
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import ray
+import torch
 
 from rmskill.config import load_arm_config
 from rmskill.evaluate import evaluate
@@ -37,11 +39,17 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def timed_eval(skill: str, arm: Path, episodes: int, seed: int, workers: int) -> dict:
+def timed_eval(skill: str, arm: Path, episodes: int, seed: int, workers: int, threads: int | None = None) -> dict:
+    """One ``evaluate``; ``threads``: torch's threads in this process for the run (default: torch's own)."""
     arrivals: list[float] = []
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads or default)
     t0 = time.perf_counter()
-    report = evaluate(skill, arm, episodes, seed=seed, workers=workers,
-                      progress=lambda i, r: arrivals.append(time.perf_counter()))
+    try:
+        report = evaluate(skill, arm, episodes, seed=seed, workers=workers,
+                          progress=lambda i, r: arrivals.append(time.perf_counter()))
+    finally:
+        torch.set_num_threads(default)
     wall = time.perf_counter() - t0
     steady = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else float("nan")
     return {"wall_s": wall, "eps": episodes / wall, "steady_eps": steady, "per_episode": report["per_episode"]}
@@ -73,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skill", default="plate_placement")
     parser.add_argument("--arm", type=Path, default=ARMS / "sim-ur5e.yaml")
-    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -84,22 +92,25 @@ def main() -> None:
     t0 = time.perf_counter()
     start_local_ray(args.workers)
     ray_start = time.perf_counter() - t0
-    runs: dict[int, list[dict]] = {1: [], args.workers: []}
+    n = args.workers
+    # "1": eval as it runs by default (torch's own thread count here); "1, torch 1 thread": as each actor runs.
+    configs = {"1": (1, None), "1, torch 1 thread": (1, 1), str(n): (n, None)}
+    runs: dict[str, list[dict]] = {name: [] for name in configs}
     for _ in range(args.repeats):
-        for workers in runs:
-            runs[workers].append(timed_eval(args.skill, args.arm, args.episodes, args.seed, workers))
+        for name, (workers, threads) in configs.items():
+            runs[name].append(timed_eval(args.skill, args.arm, args.episodes, args.seed, workers, threads))
     overhead = ray_overhead(args.skill, args.arm, args.workers, calls=2000)
     ray.shutdown()
     load_after = load()
 
-    equal = all(r["per_episode"] == runs[1][0]["per_episode"] for rs in runs.values() for r in rs)
+    equal = all(r["per_episode"] == runs["1"][0]["per_episode"] for rs in runs.values() for r in rs)
     med = {w: {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "eps", "steady_eps")}
            for w, rs in runs.items()}
-    n = args.workers
+    ratios = {base: {k: med[str(n)][k] / med[base][k] for k in ("eps", "steady_eps")}
+              for base in configs if base != str(n)}
     result = {
         "episodes": args.episodes, "repeats": args.repeats, "cpus": os.cpu_count(), "ray": ray.__version__,
-        "workers": {str(w): m for w, m in med.items()},
-        "speedup": med[n]["eps"] / med[1]["eps"], "steady_speedup": med[n]["steady_eps"] / med[1]["steady_eps"],
+        "torch_threads_default": torch.get_num_threads(), "workers": med, "ratios": ratios,
         "equal_episode_for_episode": equal, "ray_start_s": ray_start, **overhead,
         "load_before": load_before, "load_after": load_after,
     }
@@ -113,7 +124,9 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     for w, m in med.items():
         print(f"| {w} | {m['wall_s']:.2f} | {m['eps']:.2f} | {m['steady_eps']:.2f} |")
-    print(f"| ratio {n}/1 | | {result['speedup']:.2f}x | {result['steady_speedup']:.2f}x |\n")
+    for base, r in ratios.items():
+        print(f"| ratio {n} / ({base}) | | {r['eps']:.2f}x | {r['steady_eps']:.2f}x |")
+    print()
     print("| Ray cost | value |")
     print("| --- | --- |")
     print(f"| local Ray start (once per process) | {ray_start:.2f} s |")
