@@ -82,8 +82,12 @@ class EpisodeWorker:
     """One simulator in its own process: the arm connected once, episodes run by index."""
 
     def __init__(self, skill: Skill, config: ArmConfig, seed: int, targets: list[str], videos: str | None,
-                 env: dict[str, str], log_levels: dict[str, int]):
-        os.environ.update(env)
+                 env: dict[str, str | None], log_levels: dict[str, int]):
+        for name, value in env.items():  # unset in the driver: unset here too, whatever Ray's processes inherited
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         logging.basicConfig(level=log_levels.get("", logging.WARNING),
                             format="%(levelname)s %(name)s: %(message)s")
         for name, level in log_levels.items():
@@ -186,7 +190,7 @@ class WorkerPool:
         try:
             self._start_ray()
             self._check_capacity()
-            env = {k: os.environ[k] for k in _ENV if k in os.environ}
+            env = {k: os.environ.get(k) for k in _ENV}
             actor_cls = self.ray.remote(num_cpus=1, max_restarts=0)(EpisodeWorker)
             levels = _log_levels()
             skill_ref = self.ray.put(self.args[0])  # one copy in the object store, not one per actor
