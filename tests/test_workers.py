@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from rmskill import cli
+from rmskill.calibration_store import CalibrationStore
+from rmskill.config import load_arm_config
 from rmskill.errors import ConfigError
 from rmskill.evaluate import evaluate
+from rmskill.workers import start_local_ray
 
 ARMS = Path(__file__).resolve().parents[1] / "examples" / "arms"
 EPISODES = 5
@@ -21,12 +25,29 @@ def _without_wall(report: dict) -> dict:
     return {k: v for k, v in report.items() if k != "wall_s"}
 
 
-def test_two_workers_equal_one_episode_for_episode():
+def test_two_workers_equal_one_episode_for_episode(monkeypatch, tmp_path):
+    """Also through the calibration store: shelf_1 calibrated 10 mm off its true place fails in this
+    process, and must fail the same way in the actors, which read the driver's RMSKILL_HOME even on a
+    Ray started (by the caller, here) while another was set."""
     pytest.importorskip("ray")
     arm = ARMS / "sim-ur5e.yaml"
+    config = load_arm_config(arm)
+    off = list(config.fixtures["shelf_1"].pose)
+    off[0] += 0.010
+    CalibrationStore(config.name).save_entry("fixtures", {"pose": off}, name="shelf_1")
     one = evaluate("plate_placement", arm, EPISODES, seed=11)
+    assert [r["success"] for r in one["per_episode"]] == [r["target"] != "shelf_1" for r in one["per_episode"]]
     arrived: list[int] = []
-    two = evaluate("plate_placement", arm, EPISODES, seed=11, workers=2, progress=lambda i, r: arrived.append(i))
+    home = os.environ["RMSKILL_HOME"]
+    monkeypatch.setenv("RMSKILL_HOME", str(tmp_path / "another-home"))
+    ray = start_local_ray(2)  # Ray's processes inherit the other home
+    monkeypatch.setenv("RMSKILL_HOME", home)
+    try:
+        two = evaluate("plate_placement", arm, EPISODES, seed=11, workers=2,
+                       progress=lambda i, r: arrived.append(i))
+        assert ray.is_initialized()  # the caller's Ray is left running
+    finally:
+        ray.shutdown()
     assert sorted(arrived) == list(range(EPISODES))  # the progress callback saw each episode once, as it came
     assert two["per_episode"] == one["per_episode"]  # same metrics, same order
     assert _without_wall(two) == _without_wall(one)
