@@ -96,9 +96,11 @@ def main() -> None:
     # "1": eval as it runs by default (torch's own thread count here); "1, torch 1 thread": as each actor runs.
     configs = {"1": (1, None), "1, torch 1 thread": (1, 1), str(n): (n, None)}
     runs: dict[str, list[dict]] = {name: [] for name in configs}
+    loads = []  # the 1-minute load average after each repeat: the machine may be shared
     for _ in range(args.repeats):
         for name, (workers, threads) in configs.items():
             runs[name].append(timed_eval(args.skill, args.arm, args.episodes, args.seed, workers, threads))
+        loads.append(os.getloadavg()[0])
     overhead = ray_overhead(args.skill, args.arm, args.workers, calls=2000)
     ray.shutdown()
     load_after = load()
@@ -112,7 +114,8 @@ def main() -> None:
         "episodes": args.episodes, "repeats": args.repeats, "cpus": os.cpu_count(), "ray": ray.__version__,
         "torch_threads_default": torch.get_num_threads(), "workers": med, "ratios": ratios,
         "equal_episode_for_episode": equal, "ray_start_s": ray_start, **overhead,
-        "load_before": load_before, "load_after": load_after,
+        "load_before": load_before, "load_after": load_after, "load_1min_per_repeat": loads,
+        "per_repeat_eps": {w: [r["eps"] for r in rs] for w, rs in runs.items()},
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -134,6 +137,10 @@ def main() -> None:
     print(f"| one actor call, round trip p50 / p99 | {overhead['round_trip_ms_p50']:.2f} / "
           f"{overhead['round_trip_ms_p99']:.2f} ms |")
     print(f"| dispatch per episode, {n} actors busy, no simulation | {overhead['dispatch_ms_per_episode']:.3f} ms |")
+    print("\n| repeat | " + " | ".join(f"{w}: episodes/s" for w in runs) + " | load (1 min) after |")
+    print("| --- " * (len(runs) + 2) + "|")
+    for i, ld in enumerate(loads):
+        print(f"| {i + 1} | " + " | ".join(f"{rs[i]['eps']:.2f}" for rs in runs.values()) + f" | {ld:.2f} |")
     print(f"\nresults equal episode for episode across worker counts: {'yes' if equal else 'NO'}")
 
 
