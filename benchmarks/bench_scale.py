@@ -39,11 +39,39 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(CPU s used by the whole machine, CPU s used by this process and its descendants: Ray's processes
+    and actors, the ended ones counted in their parent's reaped-children time). Linux /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    machine = (sum(fields) - fields[3] - fields[4]) / tick  # all but idle and iowait
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        rest = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+        pid = int(stat.parent.name)
+        parent[pid] = int(rest[1])
+        used[pid] = sum(int(x) for x in rest[11:15]) / tick  # utime stime cutime cstime
+    ours, me = 0.0, os.getpid()
+    for pid, cpu in used.items():
+        p = pid
+        while p > 1 and p != me:
+            p = parent.get(p, 0)
+        if p == me:
+            ours += cpu
+    return machine, ours
+
+
 def timed_eval(skill: str, arm: Path, episodes: int, seed: int, workers: int, threads: int | None = None) -> dict:
     """One ``evaluate``; ``threads``: torch's threads in this process for the run (default: torch's own)."""
     arrivals: list[float] = []
     default = torch.get_num_threads()
     torch.set_num_threads(threads or default)
+    machine0, ours0 = cpu_seconds()
     t0 = time.perf_counter()
     try:
         report = evaluate(skill, arm, episodes, seed=seed, workers=workers,
@@ -51,8 +79,10 @@ def timed_eval(skill: str, arm: Path, episodes: int, seed: int, workers: int, th
     finally:
         torch.set_num_threads(default)
     wall = time.perf_counter() - t0
+    machine, ours = (b - a for a, b in zip((machine0, ours0), cpu_seconds(), strict=True))
     steady = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else float("nan")
-    return {"wall_s": wall, "eps": episodes / wall, "steady_eps": steady, "per_episode": report["per_episode"]}
+    return {"wall_s": wall, "eps": episodes / wall, "steady_eps": steady, "per_episode": report["per_episode"],
+            "our_cores": ours / wall, "other_cores": max(0.0, machine - ours) / wall}
 
 
 def ray_overhead(skill: str, arm: Path, workers: int, calls: int) -> dict:
@@ -106,7 +136,8 @@ def main() -> None:
     load_after = load()
 
     equal = all(r["per_episode"] == runs["1"][0]["per_episode"] for rs in runs.values() for r in rs)
-    med = {w: {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "eps", "steady_eps")}
+    med = {w: {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "eps", "steady_eps", "our_cores",
+                                                                 "other_cores")}
            for w, rs in runs.items()}
     ratios = {base: {k: med[str(n)][k] / med[base][k] for k in ("eps", "steady_eps")}
               for base in configs if base != str(n)}
@@ -123,10 +154,11 @@ def main() -> None:
     print(f"{args.skill} on {args.arm.name}, {args.episodes} episodes, median of {args.repeats}; "
           f"{os.cpu_count()} CPUs; Ray {ray.__version__}; load average (1/5/15 min) before {load_before}, "
           f"after {load_after}\n")
-    print("| workers | wall s | episodes/s | steady episodes/s |")
-    print("| --- | --- | --- | --- |")
+    print("| workers | wall s | episodes/s | steady episodes/s | cores used: this run / other processes |")
+    print("| --- | --- | --- | --- | --- |")
     for w, m in med.items():
-        print(f"| {w} | {m['wall_s']:.2f} | {m['eps']:.2f} | {m['steady_eps']:.2f} |")
+        print(f"| {w} | {m['wall_s']:.2f} | {m['eps']:.2f} | {m['steady_eps']:.2f} | {m['our_cores']:.2f} / "
+              f"{m['other_cores']:.2f} |")
     for base, r in ratios.items():
         print(f"| ratio {n} / ({base}) | | {r['eps']:.2f}x | {r['steady_eps']:.2f}x |")
     print()
@@ -137,10 +169,12 @@ def main() -> None:
     print(f"| one actor call, round trip p50 / p99 | {overhead['round_trip_ms_p50']:.2f} / "
           f"{overhead['round_trip_ms_p99']:.2f} ms |")
     print(f"| dispatch per episode, {n} actors busy, no simulation | {overhead['dispatch_ms_per_episode']:.3f} ms |")
-    print("\n| repeat | " + " | ".join(f"{w}: episodes/s" for w in runs) + " | load (1 min) after |")
+    print("\n| repeat | " + " | ".join(f"{w}: episodes/s (other processes' cores)" for w in runs)
+          + " | load (1 min) after |")
     print("| --- " * (len(runs) + 2) + "|")
     for i, ld in enumerate(loads):
-        print(f"| {i + 1} | " + " | ".join(f"{rs[i]['eps']:.2f}" for rs in runs.values()) + f" | {ld:.2f} |")
+        print(f"| {i + 1} | " + " | ".join(f"{rs[i]['eps']:.2f} ({rs[i]['other_cores']:.2f})" for rs in runs.values())
+              + f" | {ld:.2f} |")
     print(f"\nresults equal episode for episode across worker counts: {'yes' if equal else 'NO'}")
 
 
