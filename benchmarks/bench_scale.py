@@ -39,9 +39,9 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def cpu_seconds() -> tuple[float, float]:
-    """(CPU s used by the whole machine, CPU s used by this process and its descendants: Ray's processes
-    and actors, the ended ones counted in their parent's reaped-children time). Linux /proc."""
+def cpu_seconds() -> tuple[float, dict[int, float]]:
+    """(CPU s used by the whole machine, CPU s used by this process and each of its descendants, Ray's
+    processes and actors, by pid; an ended child counts in its parent's reaped-children time). Linux /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     machine = (sum(fields) - fields[3] - fields[4]) / tick  # all but idle and iowait
@@ -56,14 +56,34 @@ def cpu_seconds() -> tuple[float, float]:
         pid = int(stat.parent.name)
         parent[pid] = int(rest[1])
         used[pid] = sum(int(x) for x in rest[11:15]) / tick  # utime stime cutime cstime
-    ours, me = 0.0, os.getpid()
+    ours, me = {}, os.getpid()
     for pid, cpu in used.items():
         p = pid
         while p > 1 and p != me:
             p = parent.get(p, 0)
         if p == me:
-            ours += cpu
+            ours[pid] = cpu
     return machine, ours
+
+
+def our_cpu_between(start: dict[int, float], end: dict[int, float]) -> float:
+    """CPU s our processes used between two samples (a process gone by the end counts nothing more)."""
+    return sum(cpu - start.get(pid, 0.0) for pid, cpu in end.items())
+
+
+def wait_for_actors_to_end(timeout_s: float = 10.0) -> None:
+    """The previous run's actors, killed as it ended, gone: their CPU must not count in the next run."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        names = []
+        for comm in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                names.append(comm.read_bytes())
+            except OSError:
+                continue
+        if not any(b"EpisodeWorker" in n for n in names):
+            return
+        time.sleep(0.1)
 
 
 def timed_eval(skill: str, arm: Path, episodes: int, seed: int, workers: int, threads: int | None = None) -> dict:
@@ -71,6 +91,7 @@ def timed_eval(skill: str, arm: Path, episodes: int, seed: int, workers: int, th
     arrivals: list[float] = []
     default = torch.get_num_threads()
     torch.set_num_threads(threads or default)
+    wait_for_actors_to_end()
     machine0, ours0 = cpu_seconds()
     t0 = time.perf_counter()
     try:
@@ -79,7 +100,8 @@ def timed_eval(skill: str, arm: Path, episodes: int, seed: int, workers: int, th
     finally:
         torch.set_num_threads(default)
     wall = time.perf_counter() - t0
-    machine, ours = (b - a for a, b in zip((machine0, ours0), cpu_seconds(), strict=True))
+    machine1, ours1 = cpu_seconds()
+    machine, ours = machine1 - machine0, our_cpu_between(ours0, ours1)
     steady = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else float("nan")
     return {"wall_s": wall, "eps": episodes / wall, "steady_eps": steady, "per_episode": report["per_episode"],
             "our_cores": ours / wall, "other_cores": max(0.0, machine - ours) / wall}
