@@ -3,8 +3,10 @@
     python benchmarks/bench_scale.py [--episodes 200] [--repeats 3] [--workers 2] [--json]
 
 One local Ray is started first (its start-up is reported apart); each repeat then runs ``evaluate``
-on the same seed in this process (workers=1, no Ray: with torch's own thread count, as ``rmskill
-eval`` runs, then with torch at 1 thread, as each actor runs) and on N actors (workers=N).
+on the same seed with one worker (in a child process that never imports Ray, as ``rmskill eval``
+runs: with torch's own thread count, then with torch at 1 thread, as each actor runs) and on N
+actors (workers=N). The CPU the run's processes used, and what other processes used meanwhile
+(from /proc), are printed beside each figure.
 "episodes/s" is over the whole call (the N-worker figure includes starting its actors: importing
 torch and MuJoCo, connecting the arm); "steady episodes/s" is from the first finished episode to the
 last. Ray's overhead is measured with the same actors and the same dispatch loop, calling a method
@@ -19,18 +21,18 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import ray
 import torch
 
 from rmskill.config import load_arm_config
 from rmskill.evaluate import evaluate
 from rmskill.runner import episode_targets
 from rmskill.skill import load_skill
-from rmskill.workers import WorkerPool, dispatch, start_local_ray
 
 ARMS = Path(__file__).resolve().parents[1] / "examples" / "arms"
 
@@ -109,6 +111,10 @@ def timed_eval(skill: str, arm: Path, episodes: int, seed: int, workers: int, th
 
 def ray_overhead(skill: str, arm: Path, workers: int, calls: int) -> dict:
     """Pool start-up, one call's round trip, and dispatch cost per episode, with no simulation in the calls."""
+    import ray
+
+    from rmskill.workers import WorkerPool, dispatch
+
     config = load_arm_config(arm)
     loaded = load_skill(skill)
     t0 = time.perf_counter()
@@ -129,6 +135,15 @@ def ray_overhead(skill: str, arm: Path, workers: int, calls: int) -> dict:
             "round_trip_ms_p99": 1e3 * float(np.percentile(trips, 99)), "dispatch_ms_per_episode": 1e3 * per_call}
 
 
+def in_fresh_process(args: argparse.Namespace, threads: int) -> dict:
+    """``timed_eval`` with one worker in a child process that never imports Ray: this one hosts Ray's
+    driver threads, which would slow an in-process run here and flatter the workers."""
+    cmd = [sys.executable, __file__, "--skill", args.skill, "--arm", str(args.arm), "--episodes",
+           str(args.episodes), "--seed", str(args.seed), "--one-run-in-process", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skill", default="plate_placement")
@@ -138,7 +153,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--one-run-in-process", type=int, metavar="THREADS", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_run_in_process is not None:  # a child without Ray, as `rmskill eval --workers 1` runs
+        print(json.dumps(timed_eval(args.skill, args.arm, args.episodes, args.seed, 1,
+                                    args.one_run_in_process or None)))
+        return
+    import ray
+
+    from rmskill.workers import start_local_ray
 
     load_before = load()
     t0 = time.perf_counter()
@@ -151,7 +174,10 @@ def main() -> None:
     loads = []  # the 1-minute load average after each repeat: the machine may be shared
     for _ in range(args.repeats):
         for name, (workers, threads) in configs.items():
-            runs[name].append(timed_eval(args.skill, args.arm, args.episodes, args.seed, workers, threads))
+            if workers == 1:
+                runs[name].append(in_fresh_process(args, threads or 0))
+            else:
+                runs[name].append(timed_eval(args.skill, args.arm, args.episodes, args.seed, workers, threads))
         loads.append(os.getloadavg()[0])
     overhead = ray_overhead(args.skill, args.arm, args.workers, calls=2000)
     ray.shutdown()
