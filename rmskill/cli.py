@@ -38,6 +38,10 @@ RecordRunOpt = typer.Option(None, "--record", help="Write a video of the simulat
                             "wrist-side and front views); needs the video extra.")
 RecordEvalOpt = typer.Option(None, "--record", help="Write one video per simulated episode into this folder "
                              "(episode_NNN.mp4); needs the video extra.")
+WorkersOpt = typer.Option(1, "--workers", help="Simulators running episodes side by side, each a Ray actor (extra: "
+                         "ray); the results equal --workers 1, episode for episode.")
+AddressOpt = typer.Option(None, "--address", help="Ray cluster to join with --workers (e.g. ray://HOST:10001 or auto; "
+                          "default: a local Ray starts by itself and stops after).")
 
 
 def _settings(items: list[str] | None) -> dict[str, Any]:
@@ -324,34 +328,44 @@ def eval_skill(
     set_: list[str] | None = SetOpt,
     allow_other_arm: bool = AllowOtherArmOpt,
     record: Path | None = RecordEvalOpt,
+    workers: int = WorkersOpt,
+    address: str | None = AddressOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Evaluate a skill over randomized simulated episodes: success rate and error statistics."""
     from rmskill.config import load_arm_config
     from rmskill.evaluate import evaluate
     from rmskill.skill import load_skill
+    from rmskill.workers import check_workers
 
     loaded = load_skill(skill, weights=weights).configure(**_settings(set_))  # bad input: before the bar
     loaded.allow_other_arm = allow_other_arm
     load_arm_config(arm)
+    check_workers(workers)
+    if address is not None and workers == 1:
+        raise ConfigError("--address is the Ray cluster for --workers N (N above 1); with one worker nothing joins it")
     from rmskill.evaluate import summarize
 
-    results: list[dict] = []
+    results: dict[int, dict] = {}  # by episode index: with workers, episodes finish out of order
     try:
         with _progress("eval") as bar, _quiet_episodes():
             task = bar.add_task("eval", total=episodes, stats="")
 
             def tick(i: int, row: dict) -> None:
-                results.append(row)
-                ok = sum(r["success"] for r in results) / len(results)
-                err = np.nanmean([r["translation_error_mm"] for r in results])
+                results[i] = row
+                rows = results.values()
+                ok = sum(r["success"] for r in rows) / len(rows)
+                err = np.nanmean([r["translation_error_mm"] for r in rows])
                 bar.update(task, advance=1, stats=f"ok {ok:.0%} mean error {err:.3f} mm")
 
-            data = evaluate(loaded, arm, episodes, seed=seed, progress=tick, record=record)
+            data = evaluate(loaded, arm, episodes, seed=seed, progress=tick, record=record, workers=workers,
+                            address=address)
     except KeyboardInterrupt:
         if results:
-            _eval_table({"skill": skill, "seed": seed, **summarize(results)}, as_json,
-                        f"{skill} on {arm}: the first {len(results)} of {episodes} episodes")
+            order = sorted(results)
+            which = "the first" if order[-1] == len(order) - 1 else "the finished"
+            _eval_table({"skill": skill, "seed": seed, **summarize([results[i] for i in order], order)}, as_json,
+                        f"{skill} on {arm}: {which} {len(results)} of {episodes} episodes")
         raise Interrupted(f"interrupted after {len(results)} of {episodes} episodes"
                           + ("; the figures above cover those" if results else "")) from None
     _eval_table(data, as_json, f"{skill} on {arm}: {episodes} episodes")

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from rmskill.errors import ConfigError, SkillError
 from rmskill.geometry import Pose
 from rmskill.runner import episode_targets, run_episode
 from rmskill.skill import Skill, load_skill
+from rmskill.workers import check_workers
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,13 @@ def _stats(values: list[float], keys: tuple[str, ...] = ("mean", "p50", "p95", "
     return {k: table[k] for k in keys}
 
 
-def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Aggregate per-episode ``SkillResult.summary()`` records into the evaluation table."""
+def summarize(records: list[dict[str, Any]], indices: list[int] | None = None) -> dict[str, Any]:
+    """Aggregate per-episode ``SkillResult.summary()`` records into the evaluation table.
+
+    ``indices``: the records' episode indices, where they are not 0, 1, 2, ... (an interrupted run on workers).
+    """
     n = len(records)
+    indices = list(range(n)) if indices is None else indices
     return {
         "episodes": n,
         "success_rate": float(sum(r["success"] for r in records) / n) if n else float("nan"),
@@ -53,7 +58,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_force_n": _stats([r["peak_force_n"] for r in records], ("mean", "max")),
         "duration_s": _stats([r["duration_s"] for r in records], ("mean", "max")),
         "failures": [{"episode": i, "target": r["target"], "message": r["message"]}
-                     for i, r in enumerate(records) if not r["success"]],
+                     for i, r in zip(indices, records, strict=True) if not r["success"]],
         "per_episode": records,
     }
 
@@ -101,9 +106,21 @@ def run_once(skill_name: str | Skill, arm_file: str | Path | ArmConfig, target: 
     return data
 
 
+def episode_record(skill: Skill, arm: Any, index: int, seed: int, targets: list[str],
+                   videos: Path | None = None) -> dict[str, Any]:
+    """Episode ``index`` on a connected simulated arm, as its summary record (a video into ``videos``)."""
+    with recording(arm, None if videos is None else videos / f"episode_{index + 1:03d}.mp4"):
+        ran = run_episode(skill, arm, index, seed, targets)
+    record = ran.result.summary()
+    if not ran.started:
+        record["measured_by"] = "simulator truth"
+    return record
+
+
 def evaluate(skill_name: str | Skill, arm_file: str | Path | ArmConfig, episodes: int, seed: int = 0,
              weights: str | Path | None = None, progress: Callable[[int, dict], None] | None = None,
-             settings: dict[str, Any] | None = None, record: str | Path | None = None) -> dict[str, Any]:
+             settings: dict[str, Any] | None = None, record: str | Path | None = None, workers: int = 1,
+             address: str | None = None) -> dict[str, Any]:
     """Run ``episodes`` randomized simulated episodes; success rate and error statistics.
 
     Args:
@@ -115,30 +132,53 @@ def evaluate(skill_name: str | Skill, arm_file: str | Path | ArmConfig, episodes
         progress: Called after each episode with its index and its result summary.
         settings: Skill settings by name (``Skill.configure``).
         record: A folder for one video per episode (``episode_NNN.mp4``).
+        workers: Simulators running episodes side by side, each a Ray actor (``rmskill[ray]``); the
+            results are the same, episode for episode, as with 1 (in this process, no Ray).
+        address: The Ray cluster to join when ``workers`` > 1 (default: a local Ray started here).
     """
-    from rmskill.connect import connect
 
     if episodes < 1:
         raise ConfigError(f"episodes must be at least 1, got {episodes}")
+    check_workers(workers)
     skill = _skill(skill_name, weights)
     if settings:
         skill.configure(**settings)
     config = load_arm_config(arm_file)
     targets = episode_targets(skill, config)  # a ConfigError before connecting
-    records: list[dict[str, Any]] = []
     videos = None if record is None else Path(record)
     wall = time.perf_counter()
+    if workers == 1:
+        records = list(_in_process(skill, config, episodes, seed, targets, videos, progress))
+    else:
+        records = _on_workers(skill, config, episodes, seed, targets, videos, progress, workers, address)
+    return {"skill": skill.name, "arm": config.name, "seed": seed, **summarize(records),
+            "measured_by": records[0]["measured_by"], "wall_s": time.perf_counter() - wall}
+
+
+def _in_process(skill: Skill, config: ArmConfig, episodes: int, seed: int, targets: list[str],
+                videos: Path | None, progress: Callable[[int, dict], None] | None) -> Iterator[dict[str, Any]]:
+    from rmskill.connect import connect
+
     with connect(config) as arm:
         if arm.sim is None:
             raise SkillError(f"evaluation needs a simulated arm; '{config.name}' uses driver '{config.driver}'")
         for i in range(episodes):
-            with recording(arm, None if videos is None else videos / f"episode_{i + 1:03d}.mp4"):
-                ran = run_episode(skill, arm, i, seed, targets)
-            record = ran.result.summary()
-            if not ran.started:
-                record["measured_by"] = "simulator truth"
-            records.append(record)
+            record = episode_record(skill, arm, i, seed, targets, videos)
             if progress is not None:
-                progress(ran.index, record)
-    return {"skill": skill.name, "arm": config.name, "seed": seed, **summarize(records),
-            "measured_by": records[0]["measured_by"], "wall_s": time.perf_counter() - wall}
+                progress(i, record)
+            yield record
+
+
+def _on_workers(skill: Skill, config: ArmConfig, episodes: int, seed: int, targets: list[str],
+                videos: Path | None, progress: Callable[[int, dict], None] | None, workers: int,
+                address: str | None) -> list[dict[str, Any]]:
+    """The episodes over Ray actors; progress as each arrives, the records in episode order."""
+    from rmskill.workers import WorkerPool
+
+    done: dict[int, dict[str, Any]] = {}
+    with WorkerPool(skill, config, seed, targets, min(workers, episodes), address=address, videos=videos) as pool:
+        for index, record in pool.run(range(episodes)):
+            done[index] = record
+            if progress is not None:
+                progress(index, record)
+    return [done[i] for i in range(episodes)]
