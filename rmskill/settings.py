@@ -2,14 +2,15 @@
 
 Values are read as YAML scalars or lists (``true``, ``0.5``, ``[2, 2, 2, 0.5]``) and must fit the
 setting's current type: a bool stays a bool, a number a number (an int is a fine float), a tuple a
-list of the same length.
+list of the same length; ``null`` only where the setting is declared optional (``X | None``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import fields, is_dataclass, replace
-from typing import Any
+from types import NoneType
+from typing import Any, get_args, get_type_hints
 
 import yaml
 
@@ -74,4 +75,18 @@ def apply(owner: str, config: Any, changes: dict[str, Any]) -> Any:
     if unknown:
         raise ConfigError(f"{owner} has no setting {', '.join(map(repr, unknown))} (settings: "
                           f"{', '.join(sorted(known)) or 'none'})")
-    return replace(config, **{k: coerce(owner, k, getattr(config, k), v) for k, v in changes.items()})
+    optional = {k for k, hint in _hints(config).items() if NoneType in get_args(hint)}
+
+    def value(key: str, given: Any) -> Any:
+        if given is None and key in optional:  # `--set contact_stiffness=null` where the setting may be None
+            return None
+        return coerce(owner, key, getattr(config, key), given)
+
+    return replace(config, **{k: value(k, v) for k, v in changes.items()})
+
+
+def _hints(config: Any) -> dict[str, Any]:
+    try:
+        return get_type_hints(type(config))
+    except Exception:  # an annotation that does not resolve: no setting is taken as optional
+        return {}

@@ -180,6 +180,9 @@ def test_settings_by_name(skill):
         split_settings(skill, "role-model", {"explore_sdt": 0.05})
     with pytest.raises(ConfigError, match="'touch_check' must be true or false"):
         PlatePlacement(skill.policy).configure(touch_check="yes")
+    assert PlatePlacement(skill.policy).configure(contact_stiffness=None).config.contact_stiffness is None
+    with pytest.raises(ConfigError, match="'touch_check' must be true or false, got None"):
+        PlatePlacement(skill.policy).configure(touch_check=None)  # null only where the setting may be None
     r = cli("eval", "plate_placement", "--arm", str(UR5E), "--episodes", "1", "--set", "touch_chek=true")
     assert r.returncode == 1 and "no setting 'touch_chek'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 

@@ -151,11 +151,18 @@ class PlatePick(Skill):
         """Down to the grasp height, open; stops on a touch (the fingers on something)."""
         arm, cfg = ctx.arm, self.config
         goal = nest_offset(ctx.base_T_target, np.zeros(4))
+        # The descent's own peak: a real wrist also feels the approach's accelerations (the gripper's
+        # inertia), which are not a touch.
+        peak_before, ctx.peak_force = ctx.peak_force, 0.0
         line(ctx, goal, cfg.descend_speed, cfg.approach_accel, self.rate_hz)
         for _ in range(10):
             arm.servo(goal, duration=1.0 / self.rate_hz)
-        if ctx.peak_force > cfg.touch_n:
-            return (f"the fingers touched something {ctx.peak_force:.1f} N on the way down to '{ctx.target}' "
+        track_force(ctx, arm.state())
+        descent_peak = ctx.peak_force
+        ctx.peak_force = max(peak_before, descent_peak)
+        ctx.measurements["descent_peak_n"] = descent_peak
+        if descent_peak > cfg.touch_n:
+            return (f"the fingers touched something {descent_peak:.1f} N on the way down to '{ctx.target}' "
                     "(a plate out of place?)")
         ctx.extras["command"] = np.zeros(4)
         return ""
@@ -233,8 +240,9 @@ class PlatePick(Skill):
         """The wrist's change on lifting: the plate's weight, and from its moment where its centre
         sits in the fingers (TCP frame). Sets the payload to gripper + plate."""
         arm, cfg = ctx.arm, self.config
-        hold = nest_offset(ctx.base_T_target, np.asarray(ctx.extras["command"], dtype=float))
-        force1, torque1 = self._weigh(ctx, hold)
+        # Hold where the arm is: a compliant lift may trail its last command by millimetres, and the
+        # weighing's stream starts afresh once the compliance ends.
+        force1, torque1 = self._weigh(ctx, arm.state().base_T_tcp)
         if force1 is None or force0 is None:
             return ""
         d_force, d_torque = force1 - force0, torque1 - torque0

@@ -174,6 +174,36 @@ def test_placement_through_ur_rtde_releases_with_the_emulated_robotiq(tmp_path):
     assert not link.exists()
 
 
+def test_transfer_through_ur_rtde_with_the_emulated_robotiq(tmp_path):
+    """`rmskill run plate_transfer --from shelf_1 --to shelf_2` against the emulator (a plate seated in
+    shelf_1, the gripper empty): the pick's touch check reads the descent alone (the stiff arm's wrist
+    feels the approach's accelerations, which are not a touch) and the plate ends in shelf_2, let go."""
+    pytest.importorskip("rtde_control", reason="needs the ur extra: pip install -e '.[ur]'")
+    pytest.importorskip("rmskill.drivers.mujoco")
+    from rmskill.drivers.ur.emulator import Emulator
+
+    data = yaml.safe_load(emulated_cell(tmp_path, "127.0.0.86").read_text())
+    data["options"]["emulator_plates"] = ["shelf_1"]
+    path = tmp_path / "emulated-plates.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_arm_config(path)
+    env = dict(os.environ, RMSKILL_HOME=str(tmp_path / "home"))
+    with Emulator(config, host=config.host, backend="mujoco") as emu:
+        run = subprocess.run([sys.executable, "-m", "rmskill.cli", "run", "plate_transfer", "--arm", str(path),
+                              "--from", "shelf_1", "--to", "shelf_2", "--json"], capture_output=True, text=True,
+                             env=env, timeout=240)
+        assert run.returncode == 0, run.stdout + run.stderr
+        result = json.loads(run.stdout)
+        with emu.controller.lock:
+            sim = emu.controller.arm.sim
+            error_mm, _ = sim.placement_error("shelf_2")
+            held, layout = sim.held, sim.layout()
+    assert result["success"], result
+    pick = result["pick"]["measurements"]
+    assert pick["descent_peak_n"] < 8.0 and abs(pick["weight_n"] - 1.47) < 0.5
+    assert error_mm < 1.0 and held is None and layout == ["shelf_2"]
+
+
 def test_tool_io_gripper_through_ur_rtde_drops_the_plate_and_reads_the_object_input(tmp_path):
     pytest.importorskip("rtde_control", reason="needs the ur extra: pip install -e '.[ur]'")
     pytest.importorskip("rmskill.drivers.mujoco")
