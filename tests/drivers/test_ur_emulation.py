@@ -109,6 +109,25 @@ def test_force_mode_pushes_with_the_commanded_force(ur):
     control.moveL(start, 0.1, 0.5)
 
 
+def test_move_until_contact_stops_on_contact_and_backs_off_to_where_it_began(ur):
+    """moveUntilContact at 20 mm/s down: the held plate meets the shelf below, the arm stops, goes back
+    to where the contact began and returns True; nothing protective-stops. (At ur_rtde's example's
+    100 mm/s the stiff arm's force crosses 150 N within one 2 ms period: a protective stop, loudly.)"""
+    control, receive = ur
+    start = receive.getActualTCPPose()
+    above = list(start)
+    above[2] -= 0.150  # about 40 mm above the contact, quickly
+    assert control.moveL(above, 0.25, 1.0)
+    began = time.monotonic()
+    assert control.moveUntilContact([0, 0, -0.02, 0, 0, 0])
+    seconds = time.monotonic() - began
+    end = receive.getActualTCPPose()
+    assert 0.030 < above[2] - end[2] < 0.060 and seconds < 5.0  # it went down to something and stopped
+    assert control.isProgramRunning() and not receive.isProtectiveStopped()
+    assert np.linalg.norm(receive.getActualTCPForce()[:3]) < 15.0  # resting where contact began, not pressing
+    assert control.moveL(start, 0.25, 1.0)
+
+
 def test_a_call_that_is_not_emulated_stops_the_program_loudly(ur):
     control, _ = ur
     assert control.isProgramRunning()
