@@ -300,7 +300,7 @@ def _in_process(skill: Skill, config: Any, learner: Any, store: EpisodeStore, to
     with connect(config) as arm:
         if arm.sim is None:
             log.warning("fine-tuning on a real arm: between episodes, %s", skill.operator_prompt("<target>"))
-        k = 0
+        k, written = 0, len(store.records())
         while k < len(todo):
             i = todo[k]
             noise = learner.begin_episode(i)
@@ -311,8 +311,11 @@ def _in_process(skill: Skill, config: Any, learner: Any, store: EpisodeStore, to
                                      f"{ran.result.message}")
                 log.warning("episode %d not started: %s", i + 1, ran.result.message)
                 continue
-            learn(episode, store.append(episode, _record(ran, score, arm.sim is not None, wall, noise)))
-            k += 1
+            record = _record(ran, score, arm.sim is not None, wall, noise)
+            if i != written:  # a run begun on workers: its log's order is not the episodes' order
+                record["index"] = i
+            learn(episode, store.append(episode, record))
+            k, written = k + 1, written + 1
 
 
 def _on_cells(skill: Skill, config: Any, learner: Any, store: EpisodeStore, todo: list[int], seed: int,
