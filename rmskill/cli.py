@@ -398,6 +398,9 @@ def finetune(
     seed: int = typer.Option(0, "--seed", help="Seeds the learner and the episodes (kept on --resume)."),
     set_: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE",
                                           help="A skill or learner setting (e.g. explore_std=0.04); repeatable."),
+    workers: int = typer.Option(1, "--workers", help="Simulated cells collecting episodes side by side, each a Ray "
+                                "actor (extra: ray); one learner, here, trains on each episode as it is written."),
+    address: str | None = AddressOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Fine-tune a skill's residual corrector on site, without demonstrations."""
@@ -405,11 +408,15 @@ def finetune(
     from rmskill.finetune import finetune as run_finetune
     from rmskill.finetune import split_settings
     from rmskill.skill import load_skill
+    from rmskill.workers import check_workers
 
     settings = _settings(set_)
     changes, _ = split_settings(load_skill(skill), method, settings)  # bad input: before the bar
     load_skill(skill).configure(**changes)
     load_arm_config(arm)
+    check_workers(workers)
+    if address is not None and workers == 1:
+        raise ConfigError("--address is the Ray cluster for --workers N (N above 1); with one worker nothing joins it")
     seen: list[dict] = []
     with _progress("finetune") as bar, _quiet_episodes():
         task = bar.add_task("finetune", total=episodes, stats="")
@@ -424,7 +431,7 @@ def finetune(
             bar.update(task, completed=i + 1, stats=f"last 20: ok {ok:.0%} reward {reward:+.2f}{err}")
 
         data = run_finetune(skill, arm, method, episodes, out_dir, resume=resume, reward=reward, seed=seed,
-                            progress=tick, settings=settings)
+                            progress=tick, settings=settings, workers=workers, address=address)
     if as_json:
         _emit_json(data)
         return
@@ -433,6 +440,8 @@ def finetune(
     if last:
         summary.update({"last 20: success (simulator truth)": last["success_rate"],
                         "last 20: mean error mm": last["translation_error_mm"]["mean"]})
+    if "mean_policy_lag" in data:
+        summary.update({"workers": data["workers"], "mean policy lag (episodes)": data["mean_policy_lag"]})
     _show(summary, False, f"finetune {skill} ({method}) on {arm}")
     out.print(f"weights: {escape(str(out_dir))} (base.safetensors, residual.safetensors, manifest.json)")
     out.print(f"try them: rmskill eval {skill} --arm {escape(str(arm))} --weights {escape(str(out_dir))}")

@@ -34,9 +34,10 @@ from rmskill.learning.corrector import RESIDUAL_FILE, Corrector
 from rmskill.learning.episodes import Episode, EpisodeStore
 from rmskill.learning.outcome import SOURCES
 from rmskill.learning.policy import MANIFEST_FILE, WEIGHTS_FILE, file_sha256
-from rmskill.runner import episode_targets, run_episode
+from rmskill.runner import EpisodeRun, episode_targets, run_episode
 from rmskill.skill import Skill, load_skill
 from rmskill.storage import atomic_write, atomic_write_text
+from rmskill.workers import check_workers
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class _Recorder:
     """The skill's residual hook: asks the learner for the correction and records the step."""
 
     def __init__(self, learner):
-        self.learner = learner
+        self.learner = learner  # a learner, or what its ``policy()`` gave: anything with ``act(obs, base)``
         self.rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def __call__(self, obs: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -143,27 +144,78 @@ def _read_run(out: Path) -> dict[str, Any]:
     return previous
 
 
+def collect(skill: Skill, arm: Any, index: int, seed: int, targets: list[str], policy: Any, outcome: Any,
+            prompt: Callable[[str], Any] = input) -> tuple[EpisodeRun, Episode, Any, float]:
+    """Episode ``index`` acted by ``policy`` (a learner, or its ``policy()`` in a worker), scored by ``outcome``:
+    the run, the recorded episode (reward set; empty when it did not start), the score, its wall seconds."""
+    recorder = _Recorder(policy)
+    skill.residual = recorder
+    wall = time.perf_counter()
+    ran = run_episode(skill, arm, index, seed, targets, prompt=prompt)
+    episode = recorder.episode(0.0)
+    score = outcome(skill, ran.result) if ran.started else None
+    if score is not None:
+        episode.reward = score.reward
+    return ran, episode, score, time.perf_counter() - wall
+
+
+def _record(ran: EpisodeRun, score: Any, simulated: bool, wall: float, noise: Any) -> dict[str, Any]:
+    summary = ran.result.summary()
+    return {
+        "target": ran.target, "success": score.success, "outcome": score.details,
+        "truth": {k: summary[k] for k in ("translation_error_mm", "rotation_error_deg", "success")}
+        if simulated else None,
+        "peak_force_n": summary["peak_force_n"], "duration_s": summary["duration_s"],
+        "wall_s": wall, "noise": np.asarray(noise).tolist(),
+        "message": summary["message"], "measurements": summary["measurements"],
+    }
+
+
+def cell_seeds(config: Any, seed: int, workers: int) -> list[int]:
+    """Each simulated cell's ``sim.seed`` for a run on ``workers`` cells: the arm file's own with one cell,
+    else drawn from (the arm file's seed, the run's seed, the cell index). Each episode reseeds its
+    simulator by (seed, episode index) (``rmskill.runner``), so episodes do not depend on their cell."""
+    base = config.sim.seed if config.sim is not None else 0
+    if workers == 1:
+        return [base]
+    return [int(np.random.SeedSequence([base, seed, cell]).generate_state(1, np.uint64)[0] % 2**63)
+            for cell in range(workers)]
+
+
+def _index(record: dict[str, Any]) -> int:
+    """A record's episode index (its seeding): ``index`` from a run on workers, else its place in the log."""
+    return int(record.get("index", record["episode"] - 1))
+
+
 def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, out: str | Path,
              resume: bool = False, reward: str = "arm", seed: int = 0, checkpoint_every: int = 10,
              progress: Callable[[int, dict[str, Any]], None] | None = None,
-             settings: dict[str, Any] | None = None, prompt: Callable[[str], Any] = input) -> dict[str, Any]:
+             settings: dict[str, Any] | None = None, prompt: Callable[[str], Any] = input, workers: int = 1,
+             address: str | None = None) -> dict[str, Any]:
     """Fine-tune ``skill_name``'s corrector on ``arm_file`` for ``episodes`` episodes into ``out``.
 
     ``settings`` (``--set``) change the skill's settings or the learner's config, by name.
+    ``workers`` > 1: that many simulated cells (Ray actors, ``rmskill[ray]``; ``address``: a cluster to
+    join) collect episodes side by side while the learner, here, trains on each as it is written.
     """
-    from rmskill.connect import connect
     from rmskill.evaluate import summarize
 
     if episodes < 1:
         raise ConfigError(f"episodes must be at least 1, got {episodes}")
     if reward not in SOURCES:
         raise ConfigError(f"unknown reward source '{reward}' (sources: {', '.join(SOURCES)})")
+    check_workers(workers)
     skill = load_skill(skill_name)
     settings = dict(settings or {})
     skill_changes, learner_config = split_settings(skill, method, settings)
     skill.configure(**{**skill.spec.finetune_settings, **skill_changes})
     config = load_arm_config(arm_file)
     targets = episode_targets(skill, config)
+    if workers > 1 and config.sim is None:
+        raise ConfigError(f"--workers {workers} needs a simulated arm; '{config.name}' uses driver "
+                          f"'{config.driver}'")
+    if workers > 1 and reward == "operator":
+        raise ConfigError(f"--workers {workers} cannot ask an operator for the reward; use --reward arm or truth")
     out = Path(out)
     run = {"skill": skill_name, "arm": config.name, "model": config.model, "method": method, "reward": reward,
            "seed": seed, "settings": settings}
@@ -179,7 +231,9 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
             raise ConfigError(f"--resume: {out} was run with different settings: {clash}")
         seed = previous.get("seed", seed)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / RUN_FILE, json.dumps({**run, "seed": seed}, indent=2))
+    seeds = cell_seeds(config, seed, workers)
+    cells = {"workers": workers, "cell_seeds": seeds} if workers > 1 else {}
+    atomic_write_text(out / RUN_FILE, json.dumps({**run, "seed": seed, **cells}, indent=2))
 
     base_dir = Path(skill.weights_dir)
     learner = make_learner(method, skill, seed, learner_config)
@@ -189,62 +243,116 @@ def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, 
         for ep in store.episodes():
             learner.end_episode(ep)
         log.info("resuming %s at episode %d", out, len(done) + 1)
-    outcome = SOURCES[reward]()
-    recorder = _Recorder(learner)
-    skill.residual = recorder
+    finished = {_index(r) for r in done}
+    todo = [i for i in range(episodes) if i not in finished][: max(0, episodes - len(done))]
     manifest = {**skill.manifest, "residual": "residual.safetensors", "method": method, "arm": config.name,
                 "arm_model": config.model, "calibration_hash": CalibrationStore(config.name).digest(),
                 "reward": reward}
     records = list(done)
     checkpointed = len(done)
+
+    def learn(episode: Episode, record: dict[str, Any]) -> None:
+        """The written episode to the learner, a checkpoint when due, the progress line."""
+        nonlocal checkpointed
+        episode.info = record
+        learner.end_episode(episode)
+        records.append(record)
+        n = len(records)
+        if n >= episodes or n % checkpoint_every == 0:
+            _write_checkpoint(out, learner.corrector, base_dir, {**manifest, "episodes": n})
+            checkpointed = n
+        if progress is not None:
+            progress(n - 1, record)
+
     try:
-        with connect(config) as arm:
-            if arm.sim is None:
-                log.warning("fine-tuning on a real arm: between episodes, %s", skill.operator_prompt("<target>"))
-            i = len(done)
-            while i < episodes:
-                noise = learner.begin_episode(i)
-                recorder.rows.clear()
-                wall = time.perf_counter()
-                ran = run_episode(skill, arm, i, seed, targets, prompt=prompt)
-                if not ran.started:  # nothing moved: the cell was not ready
-                    if arm.sim is not None:
-                        raise SkillError(f"{skill.name}: the simulated start of episode {i + 1} is not ready: "
-                                         f"{ran.result.message}")
-                    log.warning("episode %d not started: %s", i + 1, ran.result.message)
-                    continue
-                result = ran.result
-                episode = recorder.episode(0.0)
-                score = outcome(skill, result)
-                episode.reward = score.reward
-                summary = result.summary()
-                record = store.append(episode, {
-                    "target": ran.target, "success": score.success, "outcome": score.details,
-                    "truth": {k: summary[k] for k in ("translation_error_mm", "rotation_error_deg", "success")}
-                    if arm.sim is not None else None,
-                    "peak_force_n": summary["peak_force_n"], "duration_s": summary["duration_s"],
-                    "wall_s": time.perf_counter() - wall, "noise": np.asarray(noise).tolist(),
-                    "message": summary["message"], "measurements": summary["measurements"],
-                })
-                episode.info = record
-                learner.end_episode(episode)
-                records.append(record)
-                last = i + 1 == episodes
-                if last or (i + 1) % checkpoint_every == 0:
-                    _write_checkpoint(out, learner.corrector, base_dir, {**manifest, "episodes": i + 1})
-                    checkpointed = i + 1
-                if progress is not None:
-                    progress(i, record)
-                i += 1
+        if workers == 1:
+            _in_process(skill, config, learner, store, todo, seed, targets, SOURCES[reward](), prompt, learn)
+        else:
+            skill.residual = None  # the skill travels to the cells without the learner
+            _on_cells(skill, config, learner, store, todo, seed, targets, reward, learn, workers, address,
+                      [config.model_copy(update={"sim": config.sim.model_copy(update={"seed": s})}) for s in seeds])
     except KeyboardInterrupt:
         if len(records) > checkpointed:
             _write_checkpoint(out, learner.corrector, base_dir, {**manifest, "episodes": len(records)})
-        raise Interrupted(f"interrupted: {len(records)} finished episodes are saved in {out} (the episode in "
-                          f"progress was discarded); continue with: rmskill finetune {skill_name} --arm {arm_file} "
-                          f"--method {method} --episodes {episodes} --out {out} --resume") from None
+        lost = "the episode in progress was" if workers == 1 else "the episodes in progress were"
+        cluster = (f" --workers {workers}" + (f" --address {address}" if address else "")) if workers > 1 else ""
+        raise Interrupted(f"interrupted: {len(records)} finished episodes are saved in {out} ({lost} discarded); "
+                          f"continue with: rmskill finetune {skill_name} --arm {arm_file} --method {method} "
+                          f"--episodes {episodes} --out {out}{cluster} --resume") from None
     truth = [r["truth"] for r in records if r.get("truth")]
-    return {"out": str(out), "method": method, "episodes": len(records),
+    data = {"out": str(out), "method": method, "episodes": len(records),
             "reward_success_rate": float(np.mean([r["success"] for r in records])),
             "last_20": summarize([{**t, "peak_force_n": r["peak_force_n"], "duration_s": r["duration_s"],
                                    "target": r["target"], "message": r.get("message", "")}
                                   for t, r in zip(truth[-20:], records[-20:], strict=False)]) if truth else None}
+    if workers > 1:
+        lags = [r["lag"] for r in records if "lag" in r]
+        data.update({"workers": workers, "mean_policy_lag": float(np.mean(lags)) if lags else 0.0})
+    return data
+
+
+def _in_process(skill: Skill, config: Any, learner: Any, store: EpisodeStore, todo: list[int], seed: int,
+                targets: list[str], outcome: Any, prompt: Callable[[str], Any],
+                learn: Callable[[Episode, dict[str, Any]], None]) -> None:
+    """One arm, here: each episode acted by the learner, written, then learned from."""
+    from rmskill.connect import connect
+
+    with connect(config) as arm:
+        if arm.sim is None:
+            log.warning("fine-tuning on a real arm: between episodes, %s", skill.operator_prompt("<target>"))
+        k, written = 0, len(store.records())
+        while k < len(todo):
+            i = todo[k]
+            noise = learner.begin_episode(i)
+            ran, episode, score, wall = collect(skill, arm, i, seed, targets, learner, outcome, prompt)
+            if not ran.started:  # nothing moved: the cell was not ready
+                if arm.sim is not None:
+                    raise SkillError(f"{skill.name}: the simulated start of episode {i + 1} is not ready: "
+                                     f"{ran.result.message}")
+                log.warning("episode %d not started: %s", i + 1, ran.result.message)
+                continue
+            record = _record(ran, score, arm.sim is not None, wall, noise)
+            if i != written:  # a run begun on workers: its log's order is not the episodes' order
+                record["index"] = i
+            learn(episode, store.append(episode, record))
+            k, written = k + 1, written + 1
+
+
+def _on_cells(skill: Skill, config: Any, learner: Any, store: EpisodeStore, todo: list[int], seed: int,
+              targets: list[str], reward: str, learn: Callable[[Episode, dict[str, Any]], None], workers: int,
+              address: str | None, cells: list[Any]) -> None:
+    """``workers`` simulated cells, one episode in flight each: as one returns it is written (with its cell,
+    index and the policy version it was acted with), learned from, and its cell gets the next index with
+    the newest policy. The policy version: how many episodes the learner had learned from."""
+    from rmskill.workers import WorkerPool, _get
+
+    n = min(workers, len(todo))
+    if n == 0:
+        return
+    learned = len(store.records())
+    queue = list(todo)
+    with WorkerPool(skill, config, seed, targets, n, address=address, cells=cells[:n]) as pool:
+        ray = pool.ray
+        pending: dict[Any, tuple[int, int, int, Any]] = {}
+
+        def submit(cell: int) -> None:
+            if queue:
+                i = queue.pop(0)
+                noise = learner.begin_episode(i)
+                ref = pool.actors[cell].finetune_episode.remote(i, learner.policy(), reward)
+                pending[ref] = (cell, i, learned, noise)
+
+        for cell in range(n):
+            submit(cell)
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            cell, i, version, noise = pending.pop(ref)
+            ran, episode, score, wall = _get(ray, ref)
+            if not ran.started:
+                raise SkillError(f"{skill.name}: the simulated start of episode {i + 1} is not ready: "
+                                 f"{ran.result.message}")
+            record = _record(ran, score, True, wall, noise)
+            record.update({"index": i, "cell": cell, "policy_version": version, "lag": learned - version})
+            learn(episode, store.append(episode, record))
+            learned += 1
+            submit(cell)

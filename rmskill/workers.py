@@ -106,7 +106,7 @@ class EpisodeWorker:
         self.arm = connect(self.config)
         if self.arm.sim is None:
             self.arm.close()
-            raise SkillError(f"evaluation needs a simulated arm; '{self.config.name}' uses driver "
+            raise SkillError(f"--workers needs a simulated arm; '{self.config.name}' uses driver "
                              f"'{self.config.driver}'")
         return self.config.name
 
@@ -114,6 +114,14 @@ class EpisodeWorker:
         from rmskill.evaluate import episode_record
 
         return index, episode_record(self.skill, self.arm, index, self.seed, self.targets, self.videos)
+
+    def finetune_episode(self, index: int, policy: Any, reward: str) -> tuple[Any, Any, Any, float]:
+        """Fine-tuning episode ``index`` acted by ``policy`` (a learner's ``policy()``), scored by ``reward``:
+        ``rmskill.finetune.collect``'s (run, episode, score, wall seconds)."""
+        from rmskill.finetune import collect
+        from rmskill.learning.outcome import SOURCES
+
+        return collect(self.skill, self.arm, index, self.seed, self.targets, policy, SOURCES[reward]())
 
     def ping(self, index: int) -> tuple[int, dict[str, Any]]:
         """No simulation: what a call costs in Ray alone (``benchmarks/bench_scale.py``)."""
@@ -175,12 +183,14 @@ class WorkerPool:
         address: A Ray cluster to join (``ray://host:10001``, ``host:6379`` or ``auto``); default:
             ``RAY_ADDRESS`` if set, else a local Ray started here with ``workers`` CPUs.
         videos: A folder for one video per episode (written by the actor's node).
+        cells: Actor ``k`` connects ``cells[k]`` instead of ``config`` (fine-tuning: a sim seed per cell).
     """
 
     def __init__(self, skill: Skill, config: ArmConfig, seed: int, targets: list[str], workers: int,
-                 address: str | None = None, videos: Path | None = None):
+                 address: str | None = None, videos: Path | None = None, cells: list[ArmConfig] | None = None):
         self.ray = require_ray(workers)
         self.args = (skill, config, seed, targets, None if videos is None else str(videos))
+        self.cells = cells or [config] * workers  # actor k's arm file (fine-tuning: its own sim seed)
         self.workers = workers
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.actors: list[Any] = []
@@ -194,7 +204,8 @@ class WorkerPool:
             actor_cls = self.ray.remote(num_cpus=1, max_restarts=0)(EpisodeWorker)
             levels = _log_levels()
             skill_ref = self.ray.put(self.args[0])  # one copy in the object store, not one per actor
-            self.actors = [actor_cls.remote(skill_ref, *self.args[1:], env, levels) for _ in range(self.workers)]
+            rest = self.args[2:]
+            self.actors = [actor_cls.remote(skill_ref, self.cells[k], *rest, env, levels) for k in range(self.workers)]
             _get(self.ray, [a.open.remote() for a in self.actors])
         except BaseException:
             self.close(graceful=False)

@@ -72,6 +72,10 @@ class Corrector:
             c = np.clip(c + self.noise, -self.scale, self.scale)
         return c
 
+    def act(self, obs: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """As a fine-tuner's ``act``: the correction with this episode's exploration offset."""
+        return self(obs, base)
+
     def save_to(self, path: str | Path) -> None:
         save_file({k: v.astype(np.float32) for k, v in self.t.items()}, str(path), metadata={"scale": repr(self.scale)})
 

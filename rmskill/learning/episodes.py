@@ -11,7 +11,10 @@ Each JSONL record: ``episode``, ``file``, ``target``, ``reward``, ``success`` (a
 source judged it), ``outcome`` (its figures), ``truth`` (simulator ground truth, if any:
 ``translation_error_mm``, ``rotation_error_deg``, ``success``), ``peak_force_n``,
 ``duration_s``, ``wall_s``, ``noise`` (the episode's exploration offset), ``message``,
-``measurements`` (what the skill measured with the arm, by name).
+``measurements`` (what the skill measured with the arm, by name). A run on several simulated cells
+(``finetune --workers N``) adds ``index`` (the episode's seeding index; records are in the order
+episodes finished), ``cell``, ``policy_version`` (episodes the learner had trained on when it handed
+out the policy that acted) and ``lag`` (episodes it trained on meanwhile).
 """
 
 from __future__ import annotations

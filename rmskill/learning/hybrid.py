@@ -4,11 +4,13 @@ corrector, with RM-RL's per-episode exploration. Actor loss = -Q + ``bc_weight``
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from rmskill.learning.corrector import Corrector
 from rmskill.learning.episodes import Episode
 from rmskill.learning.residual import ResidualConfig, ResidualFineTuner
 from rmskill.learning.role_model import RefinerFactory, RoleModelConfig, radius, role_model_labels
@@ -41,6 +43,9 @@ class HybridFineTuner(ResidualFineTuner):
 
     def act(self, obs: np.ndarray, base: np.ndarray) -> np.ndarray:
         return self.corrector(obs, base)
+
+    def policy(self) -> Corrector:  # type: ignore[override]
+        return copy.copy(self.corrector)
 
     def end_episode(self, episode: Episode) -> None:
         self.history.append(episode)

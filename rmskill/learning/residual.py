@@ -86,6 +86,18 @@ class Replay:
         return tuple(a[i] for a in self.arrays)
 
 
+class ExplorePolicy:
+    """The residual learner's ``act`` for one episode, without the learner: the actor's corrector plus
+    per-step Gaussian exploration drawn from the episode's own generator."""
+
+    def __init__(self, corrector: Corrector, rng: np.random.Generator, std: float, scale: float, act_dim: int):
+        self.corrector, self.rng, self.std, self.scale, self.act_dim = corrector, rng, std, scale, act_dim
+
+    def act(self, obs: np.ndarray, base: np.ndarray) -> np.ndarray:
+        noisy = self.corrector(obs, base) + self.rng.normal(0.0, self.std, self.act_dim)
+        return np.clip(noisy, -self.scale, self.scale)
+
+
 class ResidualFineTuner:
     """The learner behind ``rmskill finetune --method residual``."""
 
@@ -121,6 +133,11 @@ class ResidualFineTuner:
         """The executed correction: the actor's, plus per-step Gaussian exploration."""
         noisy = self.corrector(obs, base) + self.explore_rng.normal(0.0, self.cfg.explore_std, self.act_dim)
         return np.clip(noisy, -self.cfg.scale, self.cfg.scale)
+
+    def policy(self) -> ExplorePolicy:
+        """What acts for the episode just begun, apart from the learner (an actor in another process)."""
+        return ExplorePolicy(self.corrector, copy.deepcopy(self.explore_rng), self.cfg.explore_std, self.cfg.scale,
+                             self.act_dim)
 
     def end_episode(self, episode: Episode) -> None:
         cfg = self.cfg

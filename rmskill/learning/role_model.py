@@ -28,6 +28,7 @@ bounded like the role model's.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -167,6 +168,10 @@ class RoleModelFineTuner:
     def act(self, obs: np.ndarray, base: np.ndarray) -> np.ndarray:
         """The executed correction: the corrector's, plus this episode's exploration offset."""
         return self.corrector(obs, base)
+
+    def policy(self) -> Corrector:
+        """What acts for the episode just begun, apart from the learner (an actor in another process)."""
+        return copy.copy(self.corrector)
 
     def end_episode(self, episode: Episode) -> None:
         self.corrector.noise = None
