@@ -4,7 +4,7 @@ franky-sim binds its TCP servers to the ``--hostname`` it is given, but its per-
 socket to ``0.0.0.0``; ``serve()`` pins every bind to the loopback host, so nothing listens
 beyond this machine. Used by the tests and benchmarks::
 
-    with FrankySim() as sim:            # on 127.0.0.1
+    with FrankySim() as sim:            # on a free 127.0.0.9x
         arm = FrankaArm(config.with_changes(host=sim.host))
 
 or from a shell: ``python -m rmskill.drivers.franka.simulator --host 127.0.0.1``.
@@ -45,13 +45,19 @@ def _ports_free(host: str) -> bool:
     return True
 
 
+#: Loopback addresses a simulator picks from when none is given (not 127.0.0.1, where a user's own
+#: franky-sim or another test run may serve): runs side by side never clash.
+SIM_HOSTS = tuple(f"127.0.0.{k}" for k in range(91, 100))
+
+
 def free_loopback_host() -> str:
-    """127.0.0.1, once its robot and gripper ports are free (tests serve nowhere else)."""
+    """The first of ``SIM_HOSTS`` whose robot and gripper ports are free."""
     for _ in range(50):
-        if _ports_free("127.0.0.1"):
-            return "127.0.0.1"
+        for host in SIM_HOSTS:
+            if _ports_free(host):
+                return host
         time.sleep(0.1)
-    raise OSError(f"ports {PORTS} on 127.0.0.1 are taken by another program")
+    raise OSError(f"ports {PORTS} are taken on every one of {SIM_HOSTS[0]}..{SIM_HOSTS[-1]}")
 
 
 class FrankySim:
