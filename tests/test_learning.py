@@ -158,6 +158,31 @@ def test_off_policy_learners_update_and_stay_bounded(method):
         assert learner.labels is not None  # the role-model regression term is in the actor loss
 
 
+def test_residual_trains_the_critic_alone_before_the_actor():
+    """Issue 14's collapse: actor updates from an untrained critic at 1e-4 drove the tanh to its bound
+    within a few episodes. The actor now waits for ``critic_warmup`` critic updates; the normalisation
+    comes from all warm-up episodes; the defaults keep ResFiT's small actor step and bounded noise."""
+    from rmskill.learning.residual import ResidualConfig, ResidualFineTuner
+
+    cfg = ResidualConfig()
+    assert cfg.actor_lr <= 5e-6 and cfg.critic_warmup > 0 and cfg.explore_std <= cfg.scale / 2
+    assert cfg.target_noise_clip <= cfg.scale
+    learner = ResidualFineTuner(OBS, ACT, ResidualConfig(warmup_episodes=2, critic_warmup=100, actor_lr=1e-2), seed=0)
+    rng = np.random.default_rng(7)
+    trials = [episode(rng, 1.0 if k % 2 else -1.0, 0.04 if k % 2 else -0.04, steps=10) for k in range(4)]
+    learner.end_episode(trials[0])
+    assert not learner.normalised  # waits for the whole warm-up
+    learner.end_episode(trials[1])
+    both = np.concatenate([t.obs for t in trials[:2]])
+    np.testing.assert_allclose(learner.actor.obs_mean.numpy(), both.mean(axis=0), atol=1e-6)
+    learner.end_episode(trials[2])  # 10 updates + the critic's 100 alone: actor steps at 104 and 108
+    assert learner.updates == 110 and learner.actor_updates == 2
+    for k, t in enumerate(trials * 3):  # a large actor step still stays inside the bound
+        learner.begin_episode(4 + k)
+        learner.end_episode(t)
+        assert np.all(np.abs(learner.act(t.obs[0], t.base[0])) <= learner.cfg.scale + 1e-12)
+
+
 @pytest.mark.parametrize("method", ["role-model", "residual", "hybrid"])
 def test_replaying_episodes_rebuilds_the_learner_exactly(method):
     """A resumed fine-tune replays the finished episodes into a fresh learner: it must end where the

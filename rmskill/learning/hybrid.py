@@ -18,6 +18,18 @@ from rmskill.learning.role_model import RefinerFactory, RoleModelConfig, radius,
 
 @dataclass
 class HybridConfig(ResidualConfig):
+    """The TD3 part keeps the settings the hybrid was measured with (the residual's before its
+    stability fix): its role-model regression anchors the actor, and its corrections need the 0.2 bound."""
+
+    scale: float = 0.2
+    explore_std: float = 0.04
+    target_noise: float = 0.05
+    target_noise_clip: float = 0.3
+    critic_lr: float = 3e-4
+    actor_lr: float = 1e-4
+    warmup_episodes: int = 5
+    critic_warmup: int = 0
+    norm_episodes: int | None = 1
     bc_weight: float = 20.0  # weight of the role-model regression against -Q
     role: RoleModelConfig | None = None
 

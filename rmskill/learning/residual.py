@@ -22,23 +22,41 @@ from rmskill.learning.episodes import Episode
 
 @dataclass
 class ResidualConfig:
-    """Hyperparameters (NOTES.md's ResFiT column, scaled to a 2-core CPU and 200 episodes)."""
+    """Hyperparameters (NOTES.md's ResFiT column, scaled to a 2-core CPU and 200 episodes).
+
+    Units: ``scale``, ``explore_std`` and ``target_noise*`` are normalised action units (1 = the
+    skill's ``action_scale``, the largest step). ResFiT bounds the residual at 0.1-0.2 of the *data's*
+    action range; the placement's base uses a few percent of ours (|base| p95: 0.01 lateral, 0.14 z),
+    so 0.2 let the residual out-push the base 15-70x and drive the plate off the nest. 0.05 (0.1 mm,
+    0.025 deg a step) is still 3-4x the base's lateral steps; the noises keep ResFiT's ratios to the
+    bound (exploration 1/4, target noise 1/4 clipped at 1/2).
+
+    Stability (the collapse of issue 14): ``critic_warmup`` critic-only updates on the warm-up
+    rollouts before the actor's first update, and ResFiT's small actor learning rate (its 1e-6 to
+    5e-6; 1e-4 saturated the tanh within a few episodes, from an untrained critic's gradient).
+    ``utd`` stays 1 update per environment step (ResFiT: 4-8): 400-step episodes make that
+    400 updates, about 3 s of one core, an episode. ``norm_episodes`` (default: the warm-up
+    episodes) set the observation normalisation (it was the first episode's alone, whose
+    within-episode spread is near zero for some features).
+    """
 
     hidden: int = 64
-    scale: float = 0.2  # actor output bound (normalised action units)
+    scale: float = 0.05  # actor output bound (normalised action units)
     critics: int = 4  # ensemble heads (10 in the paper)
     n_step: int = 3
     gamma: float = 0.99
     tau: float = 0.005
-    explore_std: float = 0.04  # per-step Gaussian exploration
-    target_noise: float = 0.05
-    target_noise_clip: float = 0.3
+    explore_std: float = 0.0125  # per-step Gaussian exploration
+    target_noise: float = 0.0125
+    target_noise_clip: float = 0.025
     actor_every: int = 4  # one actor update per 4 critic updates
     utd: float = 1.0  # gradient updates per environment step
     batch: int = 128
-    critic_lr: float = 3e-4
-    actor_lr: float = 1e-4
-    warmup_episodes: int = 5  # base policy + noise only; these form the offline half of each batch
+    critic_lr: float = 1e-4
+    actor_lr: float = 5e-6
+    warmup_episodes: int = 10  # base policy + noise only; these form the offline half of each batch
+    critic_warmup: int = 2000  # critic-only updates at the end of the warm-up, before any actor update
+    norm_episodes: int | None = None  # episodes that set the observation normalisation (None: the warm-up)
     grad_clip: float = 1.0
 
 
@@ -122,6 +140,8 @@ class ResidualFineTuner:
         self.episodes = 0
         self.updates = 0
         self.normalised = False
+        self.norm_obs: list[np.ndarray] = []
+        self.actor_updates = 0
         self.last_loss = float("nan")
 
     def begin_episode(self, index: int) -> np.ndarray:
@@ -144,11 +164,18 @@ class ResidualFineTuner:
         self.episodes += 1
         warm = self.episodes <= cfg.warmup_episodes
         (self.offline if warm else self.online).add(episode, cfg.n_step, cfg.gamma)
+        norm_episodes = cfg.warmup_episodes if cfg.norm_episodes is None else cfg.norm_episodes
         if not self.normalised:
-            self._normalise(episode.obs)
+            self.norm_obs.append(episode.obs)
+            if len(self.norm_obs) >= max(1, norm_episodes) or not warm:
+                self._normalise(np.concatenate(self.norm_obs))
+                self.norm_obs = []
         if warm:
             return
-        for _ in range(max(1, round(cfg.utd * len(episode.obs)))):
+        n = max(1, round(cfg.utd * len(episode.obs)))
+        if self.updates == 0:  # the first learning episode: train the critic alone first
+            n += cfg.critic_warmup
+        for _ in range(n):
             self.update()
         self.corrector = Corrector.from_net(self.actor)
 
@@ -184,8 +211,9 @@ class ResidualFineTuner:
         self.critic_opt.step()
         self.last_loss = float(loss.detach())
         self.updates += 1
-        if self.updates % cfg.actor_every == 0:
+        if self.updates > cfg.critic_warmup and self.updates % cfg.actor_every == 0:
             self._actor_step(obs, base)
+        if self.updates % cfg.actor_every == 0:
             self._polyak()
 
     def actor_loss(self, obs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
@@ -197,6 +225,7 @@ class ResidualFineTuner:
         loss.backward()
         nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.grad_clip)
         self.actor_opt.step()
+        self.actor_updates += 1
 
     @torch.no_grad()
     def _polyak(self) -> None:
