@@ -154,12 +154,14 @@ class PlatePick(Skill):
         # The descent's own peak: a real wrist also feels the approach's accelerations (the gripper's
         # inertia), which are not a touch.
         peak_before, ctx.peak_force = ctx.peak_force, 0.0
-        line(ctx, goal, cfg.descend_speed, cfg.approach_accel, self.rate_hz)
-        for _ in range(10):
-            arm.servo(goal, duration=1.0 / self.rate_hz)
-        track_force(ctx, arm.state())
-        descent_peak = ctx.peak_force
-        ctx.peak_force = max(peak_before, descent_peak)
+        try:
+            line(ctx, goal, cfg.descend_speed, cfg.approach_accel, self.rate_hz)
+            for _ in range(10):
+                arm.servo(goal, duration=1.0 / self.rate_hz)
+            track_force(ctx, arm.state())
+        finally:  # a violation's partial result still reports the whole run's peak
+            descent_peak = ctx.peak_force
+            ctx.peak_force = max(peak_before, descent_peak)
         ctx.measurements["descent_peak_n"] = descent_peak
         if descent_peak > cfg.touch_n:
             return (f"the fingers touched something {descent_peak:.1f} N on the way down to '{ctx.target}' "
