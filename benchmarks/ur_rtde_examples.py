@@ -42,19 +42,20 @@ def tcp(host: str) -> list[float] | None:
         return None
 
 
-class Path3D:
-    """The TCP's path length [mm] over RTDE while a script runs (a receive client of our own)."""
+class TcpTravel:
+    """The TCP's path length [mm] over RTDE while a script runs (a receive client of our own):
+    ``start()``, then ``stop()``."""
 
     def __init__(self, host: str) -> None:
         self.host, self.length, self.samples = host, 0.0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Path3D:
+    def start(self) -> TcpTravel:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5.0)
 
@@ -99,7 +100,7 @@ def run_one(script: Path, host: str, timeout: float, interrupt_after: float, wor
     try:
         before = tcp(host)
         start = time.monotonic()
-        travel = Path3D(host).__enter__()
+        travel = TcpTravel(host).start()
         proc = subprocess.Popen([sys.executable, str(patched)], cwd=work, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         hung, interrupted = False, False
@@ -119,7 +120,7 @@ def run_one(script: Path, host: str, timeout: float, interrupt_after: float, wor
                 proc.kill()
                 out, _ = proc.communicate()
         seconds = time.monotonic() - start
-        travel.__exit__(None, None, None)
+        travel.stop()
         after = tcp(host)
     finally:
         emulator.stop()

@@ -46,7 +46,7 @@ NAMESPACE = "rmskill"
 
 
 def env_id(skill: str) -> str:
-    """The Gymnasium id of a skill: ``tube_insertion`` -> ``rmskill/TubeInsertion-v0``."""
+    """The Gymnasium id of a skill: ``my_skill`` -> ``rmskill/MySkill-v0``."""
     camel = "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\-\s]+", skill) if part)
     return f"{NAMESPACE}/{camel}-v0"
 

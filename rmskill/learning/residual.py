@@ -26,9 +26,9 @@ class ResidualConfig:
 
     Units: ``scale``, ``explore_std`` and ``target_noise*`` are normalised action units (1 = the
     skill's ``action_scale``, the largest step). ResFiT bounds the residual at 0.1-0.2 of the *data's*
-    action range; the placement's base uses a few percent of ours (|base| p95: 0.01 lateral, 0.14 z),
-    so 0.2 let the residual out-push the base 15-70x and drive the plate off the nest. 0.05 (0.1 mm,
-    0.025 deg a step) is still 3-4x the base's lateral steps; the noises keep ResFiT's ratios to the
+    action range; a precise skill's base uses a few percent of ours (measured on the first skill:
+    |base| p95 0.01 lateral, 0.14 z), so 0.2 let the residual out-push the base 15-70x and drive the
+    held object off its target. 0.05 is still 3-4x those lateral steps; the noises keep ResFiT's ratios to the
     bound (exploration 1/4, target noise 1/4 clipped at 1/2).
 
     Stability (the collapse of issue 14): ``critic_warmup`` critic-only updates on the warm-up
