@@ -373,7 +373,12 @@ class SafeArm(Arm):
             self._flange_T_tcp = flange_T_tcp
 
     def set_payload(self, mass: float, center_of_mass: Sequence[float]) -> None:
+        """The controller's payload. A call to the controller that may take longer than a servo period
+        (a UR runs it through its control script): a running servo stream is ended cleanly first, as
+        before a gripper's blocking move, so the watchdog never sees the gap."""
         with self._lock:
+            if self._last_target is not None and self.capabilities.realtime:
+                self.stop()
             self.unwrapped.set_payload(mass, center_of_mass)
 
     # --- watchdog -----------------------------------------------------------------------

@@ -76,6 +76,11 @@ class Transfer:
         self.pick = pick if pick is not None else load_skill(self.pick_skill)
         self.place = place if place is not None else load_skill(self.place_skill)
 
+    def prepare(self, arm: Any, source: str, target: str) -> None:
+        """Before the pick, with the start checked (the gripper as the pick needs it): anything the
+        transfer measures first (a plate transfer weighs the empty gripper above the target). Default:
+        nothing."""
+
     def handoff(self, pick_result: SkillResult, place: Skill) -> Skill:
         """The place skill to run after ``pick_result``; default ``place`` unchanged. Override to pass
         on what the pick measured (``place.configure(...)`` returns the skill)."""
@@ -86,6 +91,9 @@ class Transfer:
         if source == target:
             raise ConfigError(f"{self.name}: source and target are both '{target}'")
         self.place.resolve_target(arm, target)  # ConfigError for an unknown or wrong-kind target, first
+        self.pick.resolve_target(arm, source)
+        self.pick.check_start(arm, source)  # StartConditionError before anything moves
+        self.prepare(arm, source, target)
         picked = self.pick.run(arm, target=source)
         if not picked.success:
             return TransferResult(False, source, target, picked, None, f"pick from {source}: {picked.message}")

@@ -114,3 +114,53 @@ def test_placement_aims_the_plate_with_a_measured_grasp_offset():
     picked = SkillResult(True, 0.1, 0.0, 1.0, 1.0, measurements={"grasp_x_mm": 0.4, "grasp_y_mm": -0.2})
     place = moved.handoff(picked, moved.place)
     assert (place.config.grasp_x_mm, place.config.grasp_y_mm) == (0.4, -0.2)
+
+
+def test_handoff_passes_the_tare_and_asks_for_a_reseat():
+    from rmskill.skill import SkillResult
+    from rmskill.skills.plate_pick.transfer import PlateTransfer
+
+    moved = PlateTransfer()
+    moved.tare = (0.1, -0.2, 0.3, 0.01, -0.02, 0.03)
+    picked = SkillResult(True, 0.1, 0.0, 1.0, 1.0, measurements={"grasp_x_mm": 0.4, "grasp_y_mm": -0.2})
+    place = moved.handoff(picked, moved.place)
+    assert place.config.tare == (0.1, -0.2, 0.3, 0.01, -0.02, 0.03) and place.config.reseat
+    moved.tare = None
+    blind = moved.handoff(SkillResult(True, 0.1, 0.0, 1.0, 1.0, measurements={}), moved.place)
+    assert blind.config.tare is None and (blind.config.grasp_x_mm, blind.config.grasp_y_mm) == (0.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def off_centre_arm():
+    """A plate that starts in the gripper 0.3 mm off the TCP along the fingers' pads (across them,
+    the closing fingers centre it)."""
+    config = load_arm_config(ARMS / "sim-ur5e.yaml").with_changes(
+        sim={"truth": {"grasp_offset": [0.0003, 0.0, 0.0, 0.0, 0.0, 0.0]}})
+    with rmskill.connect(config) as a:
+        yield a
+
+
+def test_placement_weighs_the_plate_above_the_nest_where_it_sits_now(off_centre_arm):
+    """With the empty wrist's reading, the placement finds the plate's offset in the fingers itself
+    (not the stale one it was given) and, set down again on that aim, seats it to micrometres."""
+    arm = off_centre_arm
+    start_above(arm, "shelf_2", plates=[], plate=True)
+    true = arm.sim.grasp.xyz * 1000.0
+    tare = tuple(float(v) for v in np.zeros(6))  # the simulated wrist reads 0 with the gripper's payload set
+    place = rmskill.load_skill("plate_placement").configure(grasp_x_mm=0.0, grasp_y_mm=0.0, tare=tare, reseat=True)
+    result = place.run(arm, target="shelf_2")
+    assert result.success, result.message
+    m = result.measurements
+    assert m["pick_grasp_x_mm"] == 0.0 and m["weight_n"] == pytest.approx(0.15 * 9.81, rel=0.05)
+    assert m["grasp_x_mm"] == pytest.approx(true[0], abs=0.01) and m["grasp_y_mm"] == pytest.approx(true[1], abs=0.01)
+    assert abs(true[0]) > 0.25  # the stale aim (0, 0) would have been off by that much
+    assert m["reseat_offset_mm"] <= place.config.reseat_tolerance_mm
+    assert result.translation_error_mm < 0.015
+
+
+def test_placement_refuses_a_plate_no_longer_held_before_it_touches(arm):
+    start_above(arm, "shelf_2", plates=[], plate=True)
+    lost = (0.0, 0.0, -0.15 * 9.81, 0.0, 0.0, 0.0)  # a tare that already weighs the plate: it reads as gone
+    result = rmskill.load_skill("plate_placement").configure(tare=lost).run(arm, target="shelf_2")
+    assert not result.success and "no longer held" in result.message
+    assert arm.sim.held is not None and result.peak_force_n < 2.0  # nothing touched, the plate still in hand

@@ -29,9 +29,11 @@ from rmskill.skills.plate_placement.skill import (
     OBSERVATION,
     PlacementObserver,
     approach,
+    held_load,
     line,
     nest_offset,
     track_force,
+    weigh,
     yaw_of,
 )
 from rmskill.spec import Outcome, SkillSpec
@@ -247,19 +249,15 @@ class PlatePick(Skill):
         force1, torque1 = self._weigh(ctx, arm.state().base_T_tcp)
         if force1 is None or force0 is None:
             return ""
-        d_force, d_torque = force1 - force0, torque1 - torque0
-        weight = float(-d_force[2])
+        weight, x, y = held_load(arm.state().base_T_tcp, (force0, torque0), (force1, torque1))
         expected = cfg.plate_mass * GRAVITY
         ctx.measurements["weight_n"] = weight
         if abs(weight - expected) > cfg.weight_tolerance * expected:
             return (f"the wrist felt {weight:.2f} N on lifting from {ctx.target}, expected {expected:.2f} N "
                     "(plate not held)")
-        offset_base = np.array([d_torque[1], -d_torque[0], 0.0]) / weight  # r x (0, 0, -w) = (-w ry, w rx, 0)
-        tcp = arm.state().base_T_tcp
-        offset_tcp = tcp.rotation_matrix.T @ offset_base * 1000.0
-        ctx.measurements["grasp_x_mm"] = float(offset_tcp[0])
-        ctx.measurements["grasp_y_mm"] = float(offset_tcp[1])
-        ctx.measurements["grasp_offset_mm"] = float(np.hypot(offset_tcp[0], offset_tcp[1]))
+        ctx.measurements["grasp_x_mm"] = x
+        ctx.measurements["grasp_y_mm"] = y
+        ctx.measurements["grasp_offset_mm"] = float(np.hypot(x, y))
         gripper_mass, gripper_com = arm.config.gripper.mass, np.asarray(arm.config.gripper.center_of_mass)
         tcp_xyz = np.asarray(getattr(arm.unwrapped, "flange_T_tcp", arm.config.flange_T_tcp).xyz)
         mass = gripper_mass + cfg.plate_mass
@@ -268,19 +266,8 @@ class PlatePick(Skill):
 
     def _weigh(self, ctx: Context, pose) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Hold ``pose``, let the arm settle, then average the wrist's force [N] and torque [Nm]."""
-        arm, cfg = ctx.arm, self.config
-        if not arm.capabilities.senses_wrench:
-            return None, None
-        dt = 1.0 / arm.capabilities.rate_hz
-        for _ in range(max(1, round(cfg.settle_s / dt))):
-            arm.servo(pose, duration=dt)
-        forces, torques = [], []
-        for _ in range(max(1, round(cfg.weigh_s / dt))):
-            arm.servo(pose, duration=dt)
-            wrench = arm.state().wrench
-            forces.append(wrench.force)
-            torques.append(wrench.torque)
-        return np.mean(forces, axis=0), np.mean(torques, axis=0)
+        reading = weigh(ctx.arm, pose, self.config.settle_s, self.config.weigh_s)
+        return (None, None) if reading is None else reading
 
     def _hold(self, ctx: Context, command: np.ndarray, seconds: float) -> None:
         for _ in range(max(1, round(seconds * self.rate_hz))):

@@ -88,6 +88,25 @@ class PlacementConfig:
         probe_rate_hz: Command rate of the touch check (finer than the policy's, for resolution).
         grasp_x_mm, grasp_y_mm: Where the plate's centre sits in the fingers, in the TCP frame, as a
             pick measured it: the skill aims the plate, not the TCP, at the nest (0: centred).
+        tare: The wrist's reading with the gripper empty (force [N] x, y, z, torque [Nm] x, y, z, base
+            frame, payload the gripper alone), as a pick measured it before it gripped. Given, the
+            skill weighs the held plate again above the nest before it goes in: a plate may creep in
+            the fingers on the way (pads are soft), so where it sits now replaces ``grasp_x/y_mm``; a
+            plate no longer held (its weight gone) fails the placement before anything touches.
+        weigh_settle_s, weigh_s: That weighing: time held still first, then time averaged [s].
+        weight_tolerance: Fraction of the plate's weight the weighing may differ by.
+        reseat: Once seated, lift the plate ``reseat_lift_mm`` off the seat (it stays between the
+            guide walls), put the TCP on the aim in x, y and yaw where nothing rubs, and set it down
+            straight: seated, the plate sticks where it first touched down while the compliant arm
+            takes up what the policy still corrects.
+        reseat_lift_mm: How far that lift goes.
+        reseat_press_mm: How far below the seat the TCP is commanded when it sets the plate down again
+            (with the contact stiffness, the press: 0.2 mm at 4000 N/m is 0.8 N).
+        reseat_tries, reseat_tolerance_mm, reseat_tolerance_deg: At most this many set-downs, until
+            the seated TCP (measured) is this close to the aim.
+        reseat_repeat_mm: No further set-down once one moved the TCP farther than this from where it
+            was aimed (lifted): the arm does not set down repeatably (a compliance that drifts on
+            contact), and aiming against the last miss would chase noise.
     """
 
     action_scale: tuple[float, float, float, float] = (2.0, 2.0, 2.0, 0.5)
@@ -123,6 +142,17 @@ class PlacementConfig:
     probe_rate_hz: float = 250.0
     grasp_x_mm: float = 0.0
     grasp_y_mm: float = 0.0
+    tare: tuple[float, float, float, float, float, float] | None = None
+    weigh_settle_s: float = 0.6
+    weigh_s: float = 0.3
+    weight_tolerance: float = 0.35
+    reseat: bool = False
+    reseat_lift_mm: float = 0.3
+    reseat_press_mm: float = 0.2
+    reseat_tries: int = 3
+    reseat_tolerance_mm: float = 0.003
+    reseat_tolerance_deg: float = 0.003
+    reseat_repeat_mm: float = 0.03
 
 
 def yaw_of(pose: Pose) -> float:
@@ -168,6 +198,37 @@ def track_force(ctx: Context, state) -> float:
     force = state.wrench.force_norm if state.wrench is not None else 0.0
     ctx.peak_force = max(ctx.peak_force, force)
     return force
+
+
+def weigh(arm, pose: Pose, settle_s: float, weigh_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Hold ``pose``, let the arm settle ``settle_s``, then the wrist's mean force [N] and torque [Nm]
+    over ``weigh_s`` (base frame); None on an arm that senses no wrench."""
+    if not arm.capabilities.senses_wrench:
+        return None
+    dt = 1.0 / arm.capabilities.rate_hz
+    for _ in range(max(1, round(settle_s / dt))):
+        arm.servo(pose, duration=dt)
+    forces, torques = [], []
+    for _ in range(max(1, round(weigh_s / dt))):
+        arm.servo(pose, duration=dt)
+        wrench = arm.state().wrench
+        forces.append(wrench.force)
+        torques.append(wrench.torque)
+    return np.mean(forces, axis=0), np.mean(torques, axis=0)
+
+
+def held_load(base_T_tcp: Pose, tare: tuple[np.ndarray, np.ndarray], loaded: tuple[np.ndarray, np.ndarray]
+              ) -> tuple[float, float, float]:
+    """What the fingers hold, from the wrist's change between ``tare`` (empty) and ``loaded`` (both
+    (force, torque) in the base frame with the same payload set): its weight [N] and where its centre
+    of mass sits in the TCP frame, x and y [mm] (r x (0, 0, -w) = (-w r_y, w r_x, 0))."""
+    d_force, d_torque = loaded[0] - tare[0], loaded[1] - tare[1]
+    weight = float(-d_force[2])
+    if abs(weight) < 1e-9:
+        return weight, float("nan"), float("nan")
+    offset_base = np.array([d_torque[1], -d_torque[0], 0.0]) / weight
+    offset_tcp = base_T_tcp.rotation_matrix.T @ offset_base * 1000.0
+    return weight, float(offset_tcp[0]), float(offset_tcp[1])
 
 
 def approach(ctx: Context, observer: PlacementObserver, goal: Pose, speed: float, accel: float,
@@ -226,20 +287,26 @@ class PlatePlacement(Skill):
     # --- the phases ---------------------------------------------------------------------
     def execute(self, ctx: Context, act: Actor) -> SkillResult:
         arm, cfg = ctx.arm, self.config
-        if cfg.grasp_x_mm or cfg.grasp_y_mm:  # the TCP pose that puts the plate's centre on the nest
-            ctx.base_T_target = ctx.base_T_target @ Pose([-cfg.grasp_x_mm / 1000.0, -cfg.grasp_y_mm / 1000.0, 0.0])
-        observer = PlacementObserver(ctx.base_T_target)
-        ctx.extras["observer"] = observer
+        nest = ctx.base_T_target
+        observer = self._aim(ctx, nest, cfg.grasp_x_mm, cfg.grasp_y_mm)
         gripper_mass, gripper_com = arm.config.gripper.mass, np.asarray(arm.config.gripper.center_of_mass)
         tcp_xyz = np.asarray(getattr(arm.unwrapped, "flange_T_tcp", arm.config.flange_T_tcp).xyz)
         mass = gripper_mass + cfg.plate_mass
-        arm.set_payload(mass, (gripper_mass * gripper_com + cfg.plate_mass * tcp_xyz) / mass)
+        held = (mass, (gripper_mass * gripper_com + cfg.plate_mass * tcp_xyz) / mass)
+        arm.set_payload(*held)
         command = np.array([0.0, 0.0, -cfg.pre_insert_mm, 0.0])
         self._approach(ctx, nest_offset(ctx.base_T_target, command))
+        if cfg.tare is not None:
+            lost = self._weigh_grasp(ctx, (gripper_mass, gripper_com), held)
+            if lost:
+                return self._result(ctx, None, lost)
+            observer = self._aim(ctx, nest, ctx.measurements["grasp_x_mm"], ctx.measurements["grasp_y_mm"])
         released = None
         contact = Compliance.uniform(*cfg.contact_stiffness) if cfg.contact_stiffness else None
-        with compliant(arm, contact):  # the contact phases: align, insert, (touch check), release
+        with compliant(arm, contact):  # the contact phases: align, insert, (reseat), (touch check), release
             seated_rel, message = self._insert(ctx, act, observer, command)
+            if seated_rel is not None and cfg.reseat:
+                seated_rel = self._reseat(ctx, observer)
             if seated_rel is not None and cfg.touch_check:
                 ctx.measurements.update(self.touch_check_plate(ctx, observer))
             if seated_rel is not None:
@@ -251,6 +318,91 @@ class PlatePlacement(Skill):
         if released:
             message = self._left_behind(ctx)
         return self._result(ctx, seated_rel, message)
+
+    @staticmethod
+    def _aim(ctx: Context, nest: Pose, grasp_x_mm: float, grasp_y_mm: float) -> PlacementObserver:
+        """Aim the plate, not the TCP: the target becomes the TCP pose that puts a plate held at
+        (``grasp_x_mm``, ``grasp_y_mm``) in the TCP frame on the nest; the observer follows it."""
+        ctx.base_T_target = nest @ Pose([-grasp_x_mm / 1000.0, -grasp_y_mm / 1000.0, 0.0])
+        ctx.extras["observer"] = PlacementObserver(ctx.base_T_target)
+        ctx.measurements["grasp_x_mm"], ctx.measurements["grasp_y_mm"] = float(grasp_x_mm), float(grasp_y_mm)
+        return ctx.extras["observer"]
+
+    def _weigh_grasp(self, ctx: Context, empty: tuple[float, np.ndarray], held: tuple[float, np.ndarray]) -> str:
+        """Weigh the held plate above the nest against the pick's ``tare``: where its centre sits in the
+        fingers now (``grasp_x_mm``/``grasp_y_mm``; the pick's are kept as ``pick_grasp_*``). Returns
+        why the placement cannot go on ("" when the plate is held), nothing touched."""
+        arm, cfg = ctx.arm, self.config
+        arm.set_payload(*empty)  # as for the tare: the wrist then feels the plate itself
+        try:
+            loaded = weigh(arm, arm.state().base_T_tcp, cfg.weigh_settle_s, cfg.weigh_s)
+        finally:
+            arm.set_payload(*held)
+        if loaded is None:
+            log.warning("arm '%s' senses no wrench: the plate is placed with the pick's grasp offset",
+                        arm.config.name)
+            return ""
+        tare = (np.asarray(cfg.tare[:3], dtype=float), np.asarray(cfg.tare[3:], dtype=float))
+        weight, x, y = held_load(arm.state().base_T_tcp, tare, loaded)
+        expected = cfg.plate_mass * 9.81
+        ctx.measurements.update({"pick_grasp_x_mm": cfg.grasp_x_mm, "pick_grasp_y_mm": cfg.grasp_y_mm,
+                                 "weight_n": weight})
+        if abs(weight - expected) > cfg.weight_tolerance * expected:
+            return (f"the wrist feels {weight:.2f} N above '{ctx.target}', the plate weighs {expected:.2f} N: "
+                    "the plate is no longer held as it was picked")
+        ctx.measurements["grasp_x_mm"], ctx.measurements["grasp_y_mm"] = x, y
+        return ""
+
+    def _reseat(self, ctx: Context, observer: PlacementObserver) -> np.ndarray:
+        """Lift the seated plate ``reseat_lift_mm`` (between the guide walls, off the seat), move the
+        TCP onto the aim in x, y and yaw, measured, where nothing rubs, and set it down straight.
+        Setting down shifts the compliant arm a little, the same way each time: while the seated TCP
+        (measured) is off the aim by more than ``reseat_tolerance_mm``/``_deg``, lift again and aim
+        that much the other way (at most ``reseat_tries`` times; not after a set-down that missed by
+        more than ``reseat_repeat_mm``, which is no repeatable shift). Returns the seated TCP (nest
+        frame)."""
+        arm, cfg = ctx.arm, self.config
+        dt = max(1.0 / cfg.probe_rate_hz, 1.0 / arm.capabilities.rate_hz)
+        command = np.asarray(ctx.extras["command"], dtype=float).copy()
+        seated = first = observer.relative(arm.state().base_T_tcp)
+        goal = np.zeros(3)  # where the TCP goes lifted (x, y, yaw), so that it sets down on the aim
+        tries = 0
+        while tries < cfg.reseat_tries:
+            tries += 1
+            lifted = seated.copy()
+            lifted[2] -= cfg.reseat_lift_mm  # nest z points down: up is minus
+            self._glide(ctx, command, lifted, dt)
+            aim = lifted.copy()
+            aim[[0, 1, 3]] = goal
+            self._glide(ctx, lifted, aim, dt)
+            for _ in range(3):  # close the loop on the measured TCP: the arm may trail its command
+                error = observer.relative(arm.state().base_T_tcp)[[0, 1, 3]] - goal
+                if np.hypot(error[0], error[1]) < 0.001 and abs(error[2]) < 0.001:
+                    break
+                corrected = aim.copy()
+                corrected[[0, 1, 3]] -= error
+                self._glide(ctx, aim, corrected, dt)
+                aim = corrected
+            command = aim.copy()
+            # Down onto the seat, pressing lightly: a hard push through the compliant arm shifts it sideways.
+            command[2] = first[2] + cfg.reseat_press_mm
+            self._glide(ctx, aim, command, dt)
+            seated = observer.relative(arm.state().base_T_tcp)
+            off = seated[[0, 1, 3]]
+            if np.hypot(off[0], off[1]) <= cfg.reseat_tolerance_mm and abs(off[2]) <= cfg.reseat_tolerance_deg:
+                break
+            if np.hypot(*(seated[:2] - goal[:2])) > cfg.reseat_repeat_mm:
+                # The set-down moved the TCP by more than a repeatable shift (an arm whose compliance
+                # drifts on contact): aiming the other way by it would chase noise.
+                break
+            goal = goal - off
+        ctx.extras["command"] = command
+        ctx.measurements["reseat_shift_mm"] = float(np.hypot(*(seated[:2] - first[:2])))
+        ctx.measurements["reseat_offset_mm"] = float(np.hypot(seated[0], seated[1]))
+        ctx.measurements["reseat_first_offset_mm"] = float(np.hypot(first[0], first[1]))
+        ctx.measurements["reseat_tries"] = float(tries)
+        track_force(ctx, arm.state())
+        return seated
 
     def _approach(self, ctx: Context, goal: Pose) -> None:
         approach(ctx, ctx.extras["observer"], goal, self.config.approach_speed, self.config.approach_accel,
