@@ -46,6 +46,12 @@ def run(arm: str, method: str, episodes: int, eval_episodes: int, out: Path, see
         if reuse and len(EpisodeStore(run_dir).records()) >= episodes and (run_dir / "manifest.json").exists():
             # A finished run: its wall time is from its run.json to its last checkpoint.
             row["train_wall_s"] = (run_dir / "manifest.json").stat().st_mtime - (run_dir / "run.json").stat().st_mtime
+        elif reuse and (run_dir / "run.json").exists() and (run_dir / "episodes.jsonl").exists():
+            # An interrupted run: resumed (it replays its episodes and goes on); the wall time is this part's.
+            t0 = time.perf_counter()
+            finetune("plate_placement", arm_file, method, episodes, run_dir, seed=seed, resume=True)
+            row["train_wall_s"] = time.perf_counter() - t0
+            row["resumed"] = True
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
             t0 = time.perf_counter()
@@ -99,8 +105,9 @@ def run_jobs(jobs: list[tuple[str, str, int]], args: argparse.Namespace) -> list
         return _job(*job_args)
 
     remote = ray.remote(num_cpus=1, max_retries=0)(task)
-    # The longest first (the FR3's episodes are the slower, base rows only evaluate), so the tasks end together.
-    order = sorted(range(len(jobs)), key=lambda k: (jobs[k][1] == "base", jobs[k][0] != "fr3"))
+    # Seed by seed (whole seeds finish first); within one, the longest first (the FR3's episodes are the
+    # slower, base rows only evaluate), so the tasks end together.
+    order = sorted(range(len(jobs)), key=lambda k: (jobs[k][2], jobs[k][1] == "base", jobs[k][0] != "fr3"))
     refs = {remote.remote(jobs[k][0], jobs[k][1], args.episodes, args.eval_episodes, str(out_of(jobs[k][2])),
                           jobs[k][2], args.reuse, args.touch_centre): k for k in order}
     results: dict[int, list[dict]] = {}
@@ -195,7 +202,8 @@ def main() -> None:
     parser.add_argument("--address", default=None, help="a Ray cluster to join (with --workers)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_finetune"))
     parser.add_argument("--plot", type=Path, default=None, help="learning-curve PNG (default: OUT/learning_curve.png)")
-    parser.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out again, no retraining")
+    parser.add_argument("--reuse", action="store_true",
+                        help="evaluate finished runs in --out again, no retraining; resume interrupted ones")
     parser.add_argument("--report", nargs="*", type=Path, default=None,
                         help="only tabulate and plot the rows saved in these run directories")
     parser.add_argument("--touch-centre", action="store_true",
