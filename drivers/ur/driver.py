@@ -31,6 +31,7 @@ from rmskill.geometry import Pose
 
 from .commands import CommandThread
 from .kinematic_arm import DH_TABLES, URKinematics
+from .operator_service import EmulatorOperator
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,19 @@ COMPLIANT_LOOKAHEAD, COMPLIANT_GAIN = 0.03, 2000.0
 #: force_mode: UR's damping (0..1) and gain scaling (0..2), damped enough not to chatter on a hard contact.
 FORCE_MODE_DAMPING, FORCE_MODE_GAIN_SCALING = 0.5, 0.5
 FORCE_MODE_SPEED = (0.05, 0.3)  # [m/s, rad/s] force mode's speed limits on its compliant axes
+
+
+def _operator(config: ArmConfig) -> EmulatorOperator | None:
+    """``options.emulator_operator`` (``true`` or a port): the emulator's operator resets the cell."""
+    value = config.options.get("emulator_operator", False)
+    if value is False:
+        return None
+    if value is True:
+        return EmulatorOperator(config.host)
+    if isinstance(value, int) and 0 < value < 65536:
+        return EmulatorOperator(config.host, value)
+    raise DriverError(f"arm file '{config.name}': options.emulator_operator must be true, false or a port, "
+                      f"got {value!r}")
 
 
 class URArm(Arm):
@@ -77,6 +91,7 @@ class URArm(Arm):
         self._offset = np.zeros(6)  # admittance: shift of the servo target, base frame [m, rad]
         self._offset_velocity = np.zeros(6)
         self._target: Pose | None = None  # the last commanded (unshifted) servo target
+        self.operator = _operator(config)
         self.capabilities = Capabilities(model=config.model, dof=6, rate_hz=self.frequency, senses_wrench=True,
                                          freedrive=True, simulated=False, realtime=True, reach=reach, compliance=True)
 
@@ -103,6 +118,8 @@ class URArm(Arm):
         log.info("connected to UR controller at %s", host)
 
     def close(self) -> None:
+        if self.operator is not None:
+            self.operator.close()
         ctrl, recv = self._ctrl, self._recv
         alive = recv is not None and recv.isConnected()
         self._ctrl = self._recv = None
