@@ -29,7 +29,7 @@ import numpy as np
 from rmskill import settings as settings_lib
 from rmskill.calibration_store import CalibrationStore
 from rmskill.config import load_arm_config
-from rmskill.errors import ConfigError, Interrupted, RunDamaged, SkillError
+from rmskill.errors import ConfigError, DriverError, Interrupted, RunDamaged, SkillError
 from rmskill.learning.corrector import RESIDUAL_FILE, Corrector
 from rmskill.learning.episodes import Episode, EpisodeStore
 from rmskill.learning.outcome import SOURCES
@@ -371,6 +371,8 @@ def _on_cells(skill: Skill, config: Any, learner: Any, store: EpisodeStore, todo
 #: A fleet's episode indices: cell ``c``'s ``j``-th episode is ``c * CELL_STRIDE + j`` (its seeding; a
 #: cell's episodes never meet another's, whatever ``--episodes`` a resumed run asks for).
 CELL_STRIDE = 1_000_000
+#: A fleet cell whose episodes end in a driver fault this many times in a row stops the run.
+MAX_FAULTS = 3
 
 
 class _ModelRun:
@@ -419,6 +421,8 @@ def finetune_fleet(skill_name: str, fleet_file: str | Path, method: str, episode
     ``episodes.jsonl``; a record adds ``cell`` (the arm's name), ``index``, ``policy_version`` and ``lag``.
     Simulated cells start episodes with the skill's ``sim_start``, emulated ones through their operator
     (``Arm.operator``): such episodes carry no simulator truth, and learning uses the arm-measured reward.
+    An episode that ends in a driver fault (a missed servo deadline) is dropped and run again; a cell with
+    ``MAX_FAULTS`` in a row stops the run. The summary counts them per cell (``driver_faults``).
     """
     from rmskill.fleet import load_fleet
     from rmskill.workers import WorkerPool, _get, require_ray
@@ -473,6 +477,7 @@ def finetune_fleet(skill_name: str, fleet_file: str | Path, method: str, episode
     total = sum(len(r.records) for r in runs.values())
     remaining = {m: sum(len(queues[c]) for c, cell in enumerate(fleet.cells) if cell.model == m) for m in models}
     live = [c for c in range(len(fleet.cells)) if queues[c]]
+    faults = {cell.name: 0 for cell in fleet.cells}  # episodes dropped by a driver fault, run again
     skill.residual = None  # the skill travels to the cells without a learner
     try:
         if live:
@@ -480,6 +485,7 @@ def finetune_fleet(skill_name: str, fleet_file: str | Path, method: str, episode
                             cells=[fleet.cells[c].config for c in live], cell_targets=[targets[c] for c in live],
                             nodes=[fleet.cells[c].node for c in live], operated=True) as pool:
                 pending: dict[Any, tuple[int, int, int, Any]] = {}
+                streak = dict.fromkeys(faults, 0)
 
                 def submit(k: int) -> None:
                     c = live[k]
@@ -496,7 +502,20 @@ def finetune_fleet(skill_name: str, fleet_file: str | Path, method: str, episode
                     (ref,), _ = pool.ray.wait(list(pending), num_returns=1)
                     k, i, version, noise = pending.pop(ref)
                     cell = fleet.cells[live[k]]
-                    ran, episode, score, wall = _get(pool.ray, ref)
+                    try:
+                        ran, episode, score, wall = _get(pool.ray, ref)
+                    except DriverError as err:  # a cell's fault (a missed servo deadline): that episode only
+                        faults[cell.name] += 1
+                        streak[cell.name] += 1
+                        if streak[cell.name] >= MAX_FAULTS:
+                            raise DriverError(f"arm '{cell.name}': {MAX_FAULTS} episodes in a row ended in a "
+                                              f"driver fault, the last: {err}") from None
+                        log.warning("arm '%s': episode %d dropped (%s); it runs again", cell.name,
+                                    i % CELL_STRIDE + 1, err)
+                        queues[live[k]].insert(0, i)
+                        submit(k)
+                        continue
+                    streak[cell.name] = 0
                     if not ran.started:
                         raise SkillError(f"{skill.name}: the start of episode {i % CELL_STRIDE + 1} on arm "
                                          f"'{cell.name}' is not ready: {ran.result.message}")
@@ -519,10 +538,11 @@ def finetune_fleet(skill_name: str, fleet_file: str | Path, method: str, episode
                           f"--method {method} --episodes {episodes} --out {out}{cluster} --resume") from None
     for mr in runs.values():
         mr.checkpoint()
-    return _fleet_summary(fleet, runs, out, method)
+    return _fleet_summary(fleet, runs, out, method, faults)
 
 
-def _fleet_summary(fleet: Any, runs: dict[str, _ModelRun], out: Path, method: str) -> dict[str, Any]:
+def _fleet_summary(fleet: Any, runs: dict[str, _ModelRun], out: Path, method: str,
+                   faults: dict[str, int]) -> dict[str, Any]:
     """Per model and per cell: episodes, arm-measured success; the mean policy lag; truth where simulated."""
     def rate(records: list[dict[str, Any]]) -> float | None:
         return float(np.mean([r["success"] for r in records])) if records else None
@@ -532,7 +552,8 @@ def _fleet_summary(fleet: Any, runs: dict[str, _ModelRun], out: Path, method: st
         mine = [r for r in runs[cell.model].records if r.get("cell") == cell.name]
         truth = [r["truth"]["success"] for r in mine[-20:] if r.get("truth")]
         cells[cell.name] = {"model": cell.model, "episodes": len(mine), "reward_success_rate": rate(mine),
-                            "last_20_truth_success": float(np.mean(truth)) if truth else None}
+                            "last_20_truth_success": float(np.mean(truth)) if truth else None,
+                            "driver_faults": faults[cell.name]}
     lags = [r["lag"] for mr in runs.values() for r in mr.records if "lag" in r]
     return {"out": str(out), "method": method, "fleet": fleet.name,
             "episodes": sum(len(mr.records) for mr in runs.values()),
