@@ -116,9 +116,9 @@ class _Recorder:
         self.rows.append((np.array(obs, dtype=float), np.array(base, dtype=float), correction))
         return correction
 
-    def episode(self, reward: float) -> Episode:
-        if not self.rows:
-            return Episode(np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)), reward)
+    def episode(self, reward: float, obs_dim: int = 0, act_dim: int = 0) -> Episode:
+        if not self.rows:  # stopped before the policy's first step (a fault on the way in)
+            return Episode(np.zeros((0, obs_dim)), np.zeros((0, act_dim)), np.zeros((0, act_dim)), reward)
         obs, base, corr = (np.array(col) for col in zip(*self.rows, strict=True))
         return Episode(obs, base, corr, reward)
 
@@ -152,7 +152,7 @@ def collect(skill: Skill, arm: Any, index: int, seed: int, targets: list[str], p
     skill.residual = recorder
     wall = time.perf_counter()
     ran = run_episode(skill, arm, index, seed, targets, prompt=prompt)
-    episode = recorder.episode(0.0)
+    episode = recorder.episode(0.0, len(skill.spec.observation), len(skill.spec.action))
     score = outcome(skill, ran.result) if ran.started else None
     if score is not None:
         episode.reward = score.reward
