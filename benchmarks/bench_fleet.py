@@ -58,15 +58,20 @@ def demo(args: argparse.Namespace) -> None:
     rows: list[dict] = []
     print(f"# start: {_load()}", flush=True)
     fleet_dir = out / "fleet"
-    if not (args.reuse and (fleet_dir / "ur5e" / "manifest.json").exists()):
-        shutil.rmtree(fleet_dir, ignore_errors=True)
+    resume = args.reuse and (fleet_dir / "run.json").exists()  # an interrupted fleet run goes on
+    if not (resume and (out / "fleet-summary.json").exists()):
+        if not resume:
+            shutil.rmtree(fleet_dir, ignore_errors=True)
         with EmulatorProcess(FLEET / "emulated-ur5e-a.yaml", host="127.0.0.2"), \
                 EmulatorProcess(FLEET / "emulated-ur5e-b.yaml", host="127.0.0.3"):
             t0 = time.perf_counter()
-            data = finetune(SKILL, None, "role-model", k, fleet_dir, seed=seed, fleet=FLEET / "fleet.yaml")
+            data = finetune(SKILL, None, "role-model", k, fleet_dir, seed=seed, fleet=FLEET / "fleet.yaml",
+                            resume=resume)
             wall = time.perf_counter() - t0
-        (out / "fleet-summary.json").write_text(json.dumps({**data, "wall_s": wall}, indent=2, default=float))
-        print(f"# fleet: {k} episodes per arm in {wall:.0f} s; {_load()}", flush=True)
+        (out / "fleet-summary.json").write_text(json.dumps({**data, "wall_s": wall, "resumed": resume}, indent=2,
+                                                           default=float))
+        print(f"# fleet: {k} episodes per arm in {wall:.0f} s (this call{', resumed' if resume else ''}); "
+              f"{_load()}", flush=True)
     summary = json.loads((out / "fleet-summary.json").read_text())
     for cell, c in summary["cells"].items():
         mine = [r for r in EpisodeStore(fleet_dir / c["model"]).records() if r["cell"] == cell]

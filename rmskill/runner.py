@@ -70,7 +70,6 @@ def run_episode(skill: Skill, arm: Any, index: int, seed: int, targets: list[str
     if arm.sim is not None:
         skill.sim_start(arm, target, rng, seed=episode_seed(seed, index))
     elif getattr(arm, "operator", None) is not None:  # an emulated cell: its operator starts the episode
-        arm.stop()
         try:
             skill.sim_start(OperatorCell(arm), target, rng, seed=episode_seed(seed, index))
         except AttributeError as err:
