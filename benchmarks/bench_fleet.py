@@ -7,7 +7,7 @@ are then evaluated on ``sim-ur5e-perturbed.yaml`` (the same site offsets as the 
 its FR3 weights on ``sim-fr3-perturbed.yaml``, against one simulated UR5e fine-tuned alone with 2K
 and with K episodes and the base alone (same evaluation episodes: ``--eval-episodes``, seed S+1000).
 
-    python benchmarks/bench_fleet.py demo --per-arm 40 [--eval-episodes 50] [--out runs/bench_fleet]
+    python benchmarks/bench_fleet.py demo --per-arm 40 [--eval-episodes 50] [--out runs/bench_fleet] [--simulated]
 
 ``scale``: a simulated fleet of ``--cells`` cells (copies of sim-ur5e-perturbed, one learner) on this
 machine: episodes per second and the learner's lag (episodes it trained on while an episode ran).
@@ -62,12 +62,23 @@ def demo(args: argparse.Namespace) -> None:
     if not (resume and (out / "fleet-summary.json").exists()):
         if not resume:
             shutil.rmtree(fleet_dir, ignore_errors=True)
-        with EmulatorProcess(FLEET / "emulated-ur5e-a.yaml", host="127.0.0.2"), \
-                EmulatorProcess(FLEET / "emulated-ur5e-b.yaml", host="127.0.0.3"):
+        if args.simulated:  # the same fleet with two simulated UR5e cells: no emulator, no real time
+            arms = [ARMS / "sim-ur5e-perturbed.yaml"] * 2 + [ARMS / "sim-fr3-perturbed.yaml"]
+            fleet_file = _fleet_file(out / "fleet-sim", arms)
+            emulators: list = []
+        else:
+            fleet_file = FLEET / "fleet.yaml"
+            emulators = [EmulatorProcess(FLEET / "emulated-ur5e-a.yaml", host="127.0.0.2"),
+                         EmulatorProcess(FLEET / "emulated-ur5e-b.yaml", host="127.0.0.3")]
+        try:
+            for emulator in emulators:
+                emulator.start()
             t0 = time.perf_counter()
-            data = finetune(SKILL, None, "role-model", k, fleet_dir, seed=seed, fleet=FLEET / "fleet.yaml",
-                            resume=resume)
+            data = finetune(SKILL, None, "role-model", k, fleet_dir, seed=seed, fleet=fleet_file, resume=resume)
             wall = time.perf_counter() - t0
+        finally:
+            for emulator in emulators:
+                emulator.stop()
         (out / "fleet-summary.json").write_text(json.dumps({**data, "wall_s": wall, "resumed": resume}, indent=2,
                                                            default=float))
         print(f"# fleet: {k} episodes per arm in {wall:.0f} s (this call{', resumed' if resume else ''}); "
@@ -80,9 +91,10 @@ def demo(args: argparse.Namespace) -> None:
               f"{c['reward_success_rate']:.0%}, last 10 {np.mean([r['success'] for r in mine[-10:]]):.0%}")
     print(f"# fleet wall {summary['wall_s']:.0f} s, mean policy lag {summary['mean_policy_lag']:.2f} episodes")
     ur_total = 2 * k
-    rows.append({"arm": "ur5e", "run": "fleet (2 emulated UR5e + sim FR3)", "per_arm": k, "ur5e_total": ur_total,
+    kind = "simulated" if args.simulated else "emulated"
+    rows.append({"arm": "ur5e", "run": f"fleet (2 {kind} UR5e + sim FR3)", "per_arm": k, "ur5e_total": ur_total,
                  **_eval(fleet_dir / "ur5e", "ur5e", args.eval_episodes, seed)})
-    rows.append({"arm": "fr3", "run": "fleet (2 emulated UR5e + sim FR3)", "per_arm": k, "ur5e_total": ur_total,
+    rows.append({"arm": "fr3", "run": f"fleet (2 {kind} UR5e + sim FR3)", "per_arm": k, "ur5e_total": ur_total,
                  **_eval(fleet_dir / "fr3", "fr3", args.eval_episodes, seed)})
     for n in (2 * k, k):
         run_dir = out / f"single-ur5e-{n}"
@@ -105,20 +117,26 @@ def demo(args: argparse.Namespace) -> None:
     print(f"(evaluation: {args.eval_episodes} episodes, seed {seed + 1000})")
 
 
+def _fleet_file(folder: Path, arm_files: list[Path]) -> Path:
+    """A fleet file in ``folder`` of copies of ``arm_files``, each renamed ``cell-K`` (arm names differ)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "arms").mkdir(parents=True)
+    cells = []
+    for c, arm_file in enumerate(arm_files):
+        data = yaml.safe_load(arm_file.read_text())
+        (folder / "arms" / f"cell-{c}.yaml").write_text(yaml.safe_dump({**data, "name": f"cell-{c}-{data['model']}"}))
+        cells.append({"arm": f"arms/cell-{c}.yaml"})
+    (folder / "fleet.yaml").write_text(yaml.safe_dump({"name": folder.name, "cells": cells}))
+    return folder / "fleet.yaml"
+
+
 def scale(args: argparse.Namespace) -> None:
     out = args.out / f"scale-{args.cells}"
     shutil.rmtree(out, ignore_errors=True)
-    arms = out / "arms"
-    arms.mkdir(parents=True)
-    base = yaml.safe_load((ARMS / "sim-ur5e-perturbed.yaml").read_text())
-    cells = []
-    for c in range(args.cells):
-        (arms / f"cell-{c}.yaml").write_text(yaml.safe_dump({**base, "name": f"cell-{c}"}))
-        cells.append({"arm": f"arms/cell-{c}.yaml"})
-    (out / "fleet.yaml").write_text(yaml.safe_dump({"name": f"sim-{args.cells}", "cells": cells}))
+    fleet_file = _fleet_file(out / "fleet", [ARMS / "sim-ur5e-perturbed.yaml"] * args.cells)
     print(f"# start: {_load()}, {os.cpu_count()} cores", flush=True)
     t0 = time.perf_counter()
-    data = finetune(SKILL, None, "role-model", args.per_arm, out / "run", seed=args.seed, fleet=out / "fleet.yaml")
+    data = finetune(SKILL, None, "role-model", args.per_arm, out / "run", seed=args.seed, fleet=fleet_file)
     wall = time.perf_counter() - t0
     records = EpisodeStore(out / "run").records()
     lags = [r["lag"] for r in records]
@@ -143,6 +161,7 @@ def main() -> None:
     d.add_argument("--per-arm", type=int, default=40)
     d.add_argument("--eval-episodes", type=int, default=50)
     d.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out again, no retraining")
+    d.add_argument("--simulated", action="store_true", help="two simulated UR5e cells instead of the emulated ones")
     s = sub.add_parser("scale", help="a simulated fleet: episodes/s and learner lag")
     s.add_argument("--cells", type=int, default=8)
     s.add_argument("--per-arm", type=int, default=5)
