@@ -141,17 +141,25 @@ def scale(args: argparse.Namespace) -> None:
     records = EpisodeStore(out / "run").records()
     lags = [r["lag"] for r in records]
     print(f"# end: {_load()}")
-    print("| cells | episodes | wall s (with Ray and actor start) | episodes/s | mean lag (episodes) | max lag |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    print(f"| {args.cells} | {data['episodes']} | {wall:.1f} | {data['episodes'] / wall:.2f} | {np.mean(lags):.2f} "
-          f"| {max(lags)} |")
+    print("| cells | episodes | wall s (with Ray and actor start) | episodes/s | steady episodes/s "
+          "| mean lag (episodes) | max lag |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| {args.cells} | {data['episodes']} | {wall:.1f} | {data['episodes'] / wall:.2f} "
+          f"| {_steady(out / 'run'):.2f} | {np.mean(lags):.2f} | {max(lags)} |")
     if args.single:
         one = args.out / "scale-1"
         shutil.rmtree(one, ignore_errors=True)
         t0 = time.perf_counter()
         finetune(SKILL, ARMS / "sim-ur5e-perturbed.yaml", "role-model", data["episodes"], one, seed=args.seed)
         wall = time.perf_counter() - t0
-        print(f"| 1 (no Ray, in process) | {data['episodes']} | {wall:.1f} | {data['episodes'] / wall:.2f} | 0 | 0 |")
+        print(f"| 1 (no Ray, in process) | {data['episodes']} | {wall:.1f} | {data['episodes'] / wall:.2f} "
+              f"| {_steady(one):.2f} | 0 | 0 |")
+
+
+def _steady(run: Path) -> float:
+    """Episodes per second from the first written episode to the last (the episode files' times)."""
+    times = sorted(f.stat().st_mtime for f in (run / "episodes").glob("*.npz"))
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else float("nan")
 
 
 def main() -> None:
