@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rmskill import cli
-from rmskill.errors import ConfigError, DriverError, SkillError
+from rmskill.errors import ConfigError, DriverError, Interrupted, SkillError
 from rmskill.finetune import CELL_STRIDE, finetune
 from rmskill.fleet import load_fleet
 from rmskill.learning.episodes import EpisodeStore
@@ -77,30 +77,45 @@ def test_a_node_not_in_the_cluster_is_refused(ray_up, tmp_path):
 
 
 def test_two_simulated_ur5e_share_a_learner_and_a_weights_folder_and_resume(ray_up, tmp_path, capsys):
+    """Interrupted after its first written episode (the other cell's in flight is lost), then resumed:
+    each cell's episodes once, in one learner's folder, which ``rmskill eval --weights`` takes."""
     twin = _renamed(UR, tmp_path, "sim-ur5e-twin")
     node = ray_up.nodes()[0]["NodeManagerAddress"]  # pinned to the one node there is
     fleet = _write(tmp_path / "fleet.yaml", {"name": "lab", "cells": [{"arm": str(UR)},
                                                                      {"arm": twin.name, "node": node}]})
     out = tmp_path / "run"
-    data = finetune("plate_placement", None, "role-model", 1, out, fleet=fleet, checkpoint_every=1)
-    assert data["episodes"] == 2 and list(data["models"]) == ["ur5e"]
-    assert {c: v["episodes"] for c, v in data["cells"].items()} == {"sim-ur5e-perturbed": 1, "sim-ur5e-twin": 1}
-    records = EpisodeStore(out).records()  # one model: the run directory is its weights folder
-    assert sorted(r["cell"] for r in records) == ["sim-ur5e-perturbed", "sim-ur5e-twin"]
-    assert sorted(r["index"] for r in records) == [0, CELL_STRIDE]
-    assert all(r["truth"] is not None and r["lag"] == k - r["policy_version"] >= 0 for k, r in enumerate(records))
+
+    def stop_at_first(i: int, record: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match=r"1 finished episodes are saved.*--fleet .*--episodes 2 .*--resume"):
+        finetune("plate_placement", None, "role-model", 2, out, fleet=fleet, progress=stop_at_first)
+    assert len(EpisodeStore(out).records()) == 1  # one model: the run directory is its weights folder
+    assert json.loads((out / "manifest.json").read_text())["episodes"] == 1
+    with pytest.raises(ConfigError, match="already holds a fine-tuning run"):
+        finetune("plate_placement", None, "role-model", 2, out, fleet=fleet)
+    data = finetune("plate_placement", None, "role-model", 2, out, fleet=fleet, resume=True)
+    assert data["episodes"] == 4 and list(data["models"]) == ["ur5e"]
+    assert {c: v["episodes"] for c, v in data["cells"].items()} == {"sim-ur5e-perturbed": 2, "sim-ur5e-twin": 2}
+    records = EpisodeStore(out).records()
+    assert sorted(r["cell"] for r in records) == ["sim-ur5e-perturbed"] * 2 + ["sim-ur5e-twin"] * 2
+    assert sorted(r["index"] for r in records) == [0, 1, CELL_STRIDE, CELL_STRIDE + 1]  # each once
+    assert all(r["truth"] is not None for r in records)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["arms"] == ["sim-ur5e-perturbed", "sim-ur5e-twin"] and manifest["episodes"] == 2
+    assert manifest["arms"] == ["sim-ur5e-perturbed", "sim-ur5e-twin"] and manifest["episodes"] == 4
     assert json.loads((out / "run.json").read_text())["models"] == {"ur5e": "."}
     cli.app(["eval", "plate_placement", "--arm", str(twin), "--weights", str(out), "--episodes", "1", "--json"],
             standalone_mode=False)  # a weights folder for each of its arms
     assert json.loads(capsys.readouterr().out)["episodes"] == 1
-    with pytest.raises(ConfigError, match="already holds a fine-tuning run"):
-        finetune("plate_placement", None, "role-model", 2, out, fleet=fleet)
-    data = finetune("plate_placement", None, "role-model", 2, out, fleet=fleet, resume=True)
-    assert data["episodes"] == 4
-    assert sorted(r["index"] for r in EpisodeStore(out).records()) == [0, 1, CELL_STRIDE, CELL_STRIDE + 1]
-    assert json.loads((out / "manifest.json").read_text())["episodes"] == 4
+
+
+def test_the_cli_takes_an_arm_or_a_fleet(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="either --arm ARM_FILE or --fleet FLEET_FILE"):
+        cli.app(["finetune", "plate_placement", "--arm", str(UR), "--fleet", str(UR), "--out", str(tmp_path)],
+                standalone_mode=False)
+    with pytest.raises(ConfigError, match="--workers does not apply"):
+        cli.app(["finetune", "plate_placement", "--fleet", str(ROOT / "examples" / "fleet" / "fleet.yaml"),
+                 "--workers", "2", "--out", str(tmp_path)], standalone_mode=False)
 
 
 def test_an_emulated_ur5e_and_a_simulated_fr3_fine_tune_together(ray_up, tmp_path):
