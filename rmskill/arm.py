@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -182,6 +183,9 @@ class Arm(ABC):
 
     capabilities: Capabilities
     gripper: Gripper | None = None
+    #: Who starts an episode without a person: an object with the simulator's ``reset(**start)``
+    #: (an emulator's operator), or ``None`` (a simulator resets itself; a real cell has a person).
+    operator: Any = None
 
     # --- lifecycle ----------------------------------------------------------------------
     @abstractmethod

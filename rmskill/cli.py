@@ -389,9 +389,13 @@ def _eval_table(data: dict, as_json: bool, title: str) -> None:
 @app.command()
 def finetune(
     skill: str = typer.Argument(..., help="Skill name, e.g. plate_placement."),
-    arm: Path = ArmOpt,
+    arm: Path | None = typer.Option(None, "--arm", help="Arm file (YAML); or --fleet."),
+    fleet: Path | None = typer.Option(None, "--fleet", help="Fleet file (YAML): its arms fine-tune together, one "
+                                      "Ray actor each (extra: ray), one learner per arm model; --out gets a "
+                                      "weights folder per model."),
     method: str = typer.Option("role-model", "--method", help="role-model, residual, or hybrid."),
-    episodes: int = typer.Option(200, "--episodes", help="Total episodes (including resumed ones)."),
+    episodes: int = typer.Option(200, "--episodes", help="Total episodes (including resumed ones); with --fleet, "
+                                 "episodes per arm."),
     out_dir: Path = typer.Option(..., "--out", help="Run directory (episodes, checkpoints, weights)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     reward: str = typer.Option("arm", "--reward", help="arm (measured, default), truth (simulator), operator."),
@@ -413,13 +417,27 @@ def finetune(
     settings = _settings(set_)
     changes, _ = split_settings(load_skill(skill), method, settings)  # bad input: before the bar
     load_skill(skill).configure(**changes)
-    load_arm_config(arm)
-    check_workers(workers)
-    if address is not None and workers == 1:
-        raise ConfigError("--address is the Ray cluster for --workers N (N above 1); with one worker nothing joins it")
+    if (arm is None) == (fleet is None):
+        raise ConfigError("give either --arm ARM_FILE or --fleet FLEET_FILE")
+    total = episodes
+    if fleet is not None:
+        from rmskill.fleet import load_fleet
+        from rmskill.workers import require_ray
+
+        if workers != 1:
+            raise ConfigError("--fleet runs one actor per arm in the fleet file; --workers does not apply")
+        cells = len(load_fleet(fleet).cells)
+        require_ray(cells)
+        total = episodes * cells
+    else:
+        load_arm_config(arm)
+        check_workers(workers)
+        if address is not None and workers == 1:
+            raise ConfigError("--address is the Ray cluster for --workers N (N above 1) or --fleet; with one worker "
+                              "nothing joins it")
     seen: list[dict] = []
     with _progress("finetune") as bar, _quiet_episodes():
-        task = bar.add_task("finetune", total=episodes, stats="")
+        task = bar.add_task("finetune", total=total, stats="")
 
         def tick(i: int, row: dict) -> None:
             seen.append(row)
@@ -431,9 +449,19 @@ def finetune(
             bar.update(task, completed=i + 1, stats=f"last 20: ok {ok:.0%} reward {reward:+.2f}{err}")
 
         data = run_finetune(skill, arm, method, episodes, out_dir, resume=resume, reward=reward, seed=seed,
-                            progress=tick, settings=settings, workers=workers, address=address)
+                            progress=tick, settings=settings, workers=workers, address=address, fleet=fleet)
     if as_json:
         _emit_json(data)
+        return
+    if fleet is not None:
+        rows = {f"{name} ({c['model']}): episodes, success (arm-measured)":
+                f"{c['episodes']}, " + ("-" if c["reward_success_rate"] is None else f"{c['reward_success_rate']:.0%}")
+                for name, c in data["cells"].items()}
+        rows["mean policy lag (episodes)"] = f"{data['mean_policy_lag']:.2f}"
+        _show(rows, False, f"finetune {skill} ({method}) on fleet {fleet}")
+        for model, m in data["models"].items():
+            out.print(f"weights for {model}: {escape(m['weights'])} (try: rmskill eval {skill} --arm ARM_FILE "
+                      f"--weights {escape(m['weights'])})")
         return
     last = data.get("last_20") or {}
     summary = {"episodes": data["episodes"], "success (arm-measured reward)": data["reward_success_rate"]}

@@ -248,6 +248,16 @@ def _format_error(err: ValidationError, source: str, prefix: str = "") -> str:
     return f"{source}: key '{loc}': {msg}{more}" if loc else f"{source}: {msg}{more}"
 
 
+def validation_error(err: ValidationError, source: str) -> ConfigError:
+    """A pydantic ``ValidationError`` as the one-line ``ConfigError`` an arm file gives (other YAML files too)."""
+    return ConfigError(_one_line(_format_error(err, source)))
+
+
+def one_line(message: str) -> str:
+    """``message`` as one line of at most ``MAX_MESSAGE`` characters."""
+    return _one_line(message)
+
+
 def _one_line(message: str) -> str:
     """A message as one line of at most ``MAX_MESSAGE`` characters."""
     line = " ".join(message.split())

@@ -29,7 +29,7 @@ import numpy as np
 from rmskill import settings as settings_lib
 from rmskill.calibration_store import CalibrationStore
 from rmskill.config import load_arm_config
-from rmskill.errors import ConfigError, Interrupted, RunDamaged, SkillError
+from rmskill.errors import ConfigError, DriverError, Interrupted, RunDamaged, SkillError
 from rmskill.learning.corrector import RESIDUAL_FILE, Corrector
 from rmskill.learning.episodes import Episode, EpisodeStore
 from rmskill.learning.outcome import SOURCES
@@ -116,9 +116,9 @@ class _Recorder:
         self.rows.append((np.array(obs, dtype=float), np.array(base, dtype=float), correction))
         return correction
 
-    def episode(self, reward: float) -> Episode:
-        if not self.rows:
-            return Episode(np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)), reward)
+    def episode(self, reward: float, obs_dim: int = 0, act_dim: int = 0) -> Episode:
+        if not self.rows:  # stopped before the policy's first step (a fault on the way in)
+            return Episode(np.zeros((0, obs_dim)), np.zeros((0, act_dim)), np.zeros((0, act_dim)), reward)
         obs, base, corr = (np.array(col) for col in zip(*self.rows, strict=True))
         return Episode(obs, base, corr, reward)
 
@@ -152,7 +152,7 @@ def collect(skill: Skill, arm: Any, index: int, seed: int, targets: list[str], p
     skill.residual = recorder
     wall = time.perf_counter()
     ran = run_episode(skill, arm, index, seed, targets, prompt=prompt)
-    episode = recorder.episode(0.0)
+    episode = recorder.episode(0.0, len(skill.spec.observation), len(skill.spec.action))
     score = outcome(skill, ran.result) if ran.started else None
     if score is not None:
         episode.reward = score.reward
@@ -187,19 +187,29 @@ def _index(record: dict[str, Any]) -> int:
     return int(record.get("index", record["episode"] - 1))
 
 
-def finetune(skill_name: str, arm_file: str | Path, method: str, episodes: int, out: str | Path,
+def finetune(skill_name: str, arm_file: str | Path | None, method: str, episodes: int, out: str | Path,
              resume: bool = False, reward: str = "arm", seed: int = 0, checkpoint_every: int = 10,
              progress: Callable[[int, dict[str, Any]], None] | None = None,
              settings: dict[str, Any] | None = None, prompt: Callable[[str], Any] = input, workers: int = 1,
-             address: str | None = None) -> dict[str, Any]:
+             address: str | None = None, fleet: str | Path | None = None) -> dict[str, Any]:
     """Fine-tune ``skill_name``'s corrector on ``arm_file`` for ``episodes`` episodes into ``out``.
 
     ``settings`` (``--set``) change the skill's settings or the learner's config, by name.
     ``workers`` > 1: that many simulated cells (Ray actors, ``rmskill[ray]``; ``address``: a cluster to
     join) collect episodes side by side while the learner, here, trains on each as it is written.
+    ``fleet`` (instead of ``arm_file``): the cells of a fleet file, ``episodes`` per arm (``finetune_fleet``).
     """
     from rmskill.evaluate import summarize
 
+    if (fleet is None) == (arm_file is None):
+        raise ConfigError("give either an arm file (--arm) or a fleet file (--fleet), not both")
+    if fleet is not None:
+        if workers != 1:
+            raise ConfigError("--fleet runs one actor per arm in the fleet file; --workers does not apply")
+        return finetune_fleet(skill_name, fleet, method, episodes, out, resume=resume, reward=reward, seed=seed,
+                              checkpoint_every=checkpoint_every, progress=progress, settings=settings,
+                              address=address)
+    assert arm_file is not None
     if episodes < 1:
         raise ConfigError(f"episodes must be at least 1, got {episodes}")
     if reward not in SOURCES:
@@ -356,3 +366,197 @@ def _on_cells(skill: Skill, config: Any, learner: Any, store: EpisodeStore, todo
             learn(episode, store.append(episode, record))
             learned += 1
             submit(cell)
+
+
+#: A fleet's episode indices: cell ``c``'s ``j``-th episode is ``c * CELL_STRIDE + j`` (its seeding; a
+#: cell's episodes never meet another's, whatever ``--episodes`` a resumed run asks for).
+CELL_STRIDE = 1_000_000
+#: A fleet cell whose episodes end in a driver fault this many times in a row stops the run.
+MAX_FAULTS = 3
+
+
+class _ModelRun:
+    """One arm model's learner in a fleet run: its folder (a weights folder with its own episode log)."""
+
+    def __init__(self, out: Path, learner: Any, manifest: dict[str, Any], base_dir: Path, checkpoint_every: int):
+        self.out, self.learner, self.manifest, self.base_dir = out, learner, manifest, base_dir
+        self.every = checkpoint_every
+        self.store = EpisodeStore(out)
+        self.records: list[dict[str, Any]] = []
+        self.checkpointed = 0
+
+    def replay(self, resume: bool) -> list[dict[str, Any]]:
+        """On ``--resume``: the written episodes, replayed into the learner (it is then as it was)."""
+        done = self.store.repair() if resume else self.store.records()
+        for ep in self.store.episodes() if done else []:
+            self.learner.end_episode(ep)
+        self.records, self.checkpointed = list(done), len(done)
+        return done
+
+    def learn(self, episode: Episode, record: dict[str, Any], last: bool) -> dict[str, Any]:
+        record = self.store.append(episode, record)
+        episode.info = record
+        self.learner.end_episode(episode)
+        self.records.append(record)
+        if last or len(self.records) % self.every == 0:
+            self.checkpoint()
+        return record
+
+    def checkpoint(self) -> None:
+        if len(self.records) > self.checkpointed or not (self.out / MANIFEST_FILE).exists():
+            _write_checkpoint(self.out, self.learner.corrector, self.base_dir,
+                              {**self.manifest, "episodes": len(self.records)})
+            self.checkpointed = len(self.records)
+
+
+def finetune_fleet(skill_name: str, fleet_file: str | Path, method: str, episodes: int, out: str | Path,
+                   resume: bool = False, reward: str = "arm", seed: int = 0, checkpoint_every: int = 10,
+                   progress: Callable[[int, dict[str, Any]], None] | None = None,
+                   settings: dict[str, Any] | None = None, address: str | None = None) -> dict[str, Any]:
+    """Fine-tune ``skill_name`` on every cell of ``fleet_file`` (``rmskill.fleet``), ``episodes`` per arm.
+
+    One Ray actor per cell (on its ``node`` where the file names one), one learner per arm model here;
+    each episode goes to its model's learner as it is written. ``out`` holds ``run.json`` and one weights
+    folder per model, ``out/<model>/`` (``out`` itself when every arm is one model), each with its own
+    ``episodes.jsonl``; a record adds ``cell`` (the arm's name), ``index``, ``policy_version`` and ``lag``.
+    Simulated cells start episodes with the skill's ``sim_start``, emulated ones through their operator
+    (``Arm.operator``): such episodes carry no simulator truth, and learning uses the arm-measured reward.
+    An episode that ends in a driver fault (a missed servo deadline) is dropped and run again; a cell with
+    ``MAX_FAULTS`` in a row stops the run. The summary counts them per cell (``driver_faults``).
+    """
+    from rmskill.fleet import load_fleet
+    from rmskill.workers import WorkerPool, _get, require_ray
+
+    if episodes < 1:
+        raise ConfigError(f"episodes must be at least 1, got {episodes}")
+    if reward not in ("arm", "truth"):
+        raise ConfigError(f"a fleet takes --reward arm or truth (an actor cannot ask an operator), got '{reward}'")
+    fleet = load_fleet(fleet_file)
+    require_ray(len(fleet.cells))
+    skill = load_skill(skill_name)
+    settings = dict(settings or {})
+    skill_changes, learner_config = split_settings(skill, method, settings)
+    skill.configure(**{**skill.spec.finetune_settings, **skill_changes})
+    targets = [episode_targets(skill, cell.config) for cell in fleet.cells]
+    out = Path(out)
+    models = fleet.models
+    folders = {m: out if len(models) == 1 else out / m for m in models}
+    run = {"skill": skill_name, "fleet": fleet.name, "cells": [c.name for c in fleet.cells],
+           "models": {m: str(folders[m].relative_to(out)) for m in models}, "method": method, "reward": reward,
+           "seed": seed, "settings": settings}
+    if any((f / "episodes.jsonl").exists() for f in folders.values()) and not resume:
+        raise ConfigError(f"{out} already holds a fine-tuning run; pass --resume to continue it or choose "
+                          "another --out")
+    if resume and (out / RUN_FILE).exists():
+        previous = _read_run(out)
+        clash = {k: (previous.get(k), v) for k, v in run.items() if k != "seed" and previous.get(k) != v}
+        if clash:
+            raise ConfigError(f"--resume: {out} was run with different settings: {clash}")
+        seed = previous.get("seed", seed)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / RUN_FILE, json.dumps({**run, "seed": seed, "episodes_per_arm": episodes,
+                                                  "fleet_file": str(fleet.path)}, indent=2))
+
+    base_dir = Path(skill.weights_dir)
+    runs: dict[str, _ModelRun] = {}
+    for m in models:
+        arms = [c for c in fleet.cells if c.model == m]
+        manifest = {**skill.manifest, "residual": RESIDUAL_FILE, "method": method, "arm_model": m,
+                    "arms": [c.name for c in arms],
+                    "calibration_hashes": {c.name: CalibrationStore(c.name).digest() for c in arms},
+                    "reward": reward, "fleet": fleet.name}
+        manifest.pop("arm", None)
+        runs[m] = _ModelRun(folders[m], make_learner(method, skill, seed, learner_config), manifest, base_dir,
+                            checkpoint_every)
+    finished = {_index(r) for m in models for r in runs[m].replay(resume)}
+    queues = []
+    for c in range(len(fleet.cells)):
+        mine = [c * CELL_STRIDE + j for j in range(episodes)]
+        done = sum(i in finished for i in mine)
+        queues.append([i for i in mine if i not in finished][: max(0, episodes - done)])
+    total = sum(len(r.records) for r in runs.values())
+    remaining = {m: sum(len(queues[c]) for c, cell in enumerate(fleet.cells) if cell.model == m) for m in models}
+    live = [c for c in range(len(fleet.cells)) if queues[c]]
+    faults = {cell.name: 0 for cell in fleet.cells}  # episodes dropped by a driver fault, run again
+    skill.residual = None  # the skill travels to the cells without a learner
+    try:
+        if live:
+            with WorkerPool(skill, fleet.cells[0].config, seed, targets[0], len(live), address=address,
+                            cells=[fleet.cells[c].config for c in live], cell_targets=[targets[c] for c in live],
+                            nodes=[fleet.cells[c].node for c in live], operated=True) as pool:
+                pending: dict[Any, tuple[int, int, int, Any]] = {}
+                streak = dict.fromkeys(faults, 0)
+
+                def submit(k: int) -> None:
+                    c = live[k]
+                    if queues[c]:
+                        i = queues[c].pop(0)
+                        mr = runs[fleet.cells[c].model]
+                        noise = mr.learner.begin_episode(i)
+                        ref = pool.actors[k].finetune_episode.remote(i, mr.learner.policy(), reward)
+                        pending[ref] = (k, i, len(mr.records), noise)
+
+                for k in range(len(live)):
+                    submit(k)
+                while pending:
+                    (ref,), _ = pool.ray.wait(list(pending), num_returns=1)
+                    k, i, version, noise = pending.pop(ref)
+                    cell = fleet.cells[live[k]]
+                    try:
+                        ran, episode, score, wall = _get(pool.ray, ref)
+                    except DriverError as err:  # a cell's fault (a missed servo deadline): that episode only
+                        faults[cell.name] += 1
+                        streak[cell.name] += 1
+                        if streak[cell.name] >= MAX_FAULTS:
+                            raise DriverError(f"arm '{cell.name}': {MAX_FAULTS} episodes in a row ended in a "
+                                              f"driver fault, the last: {err}") from None
+                        log.warning("arm '%s': episode %d dropped (%s); it runs again", cell.name,
+                                    i % CELL_STRIDE + 1, err)
+                        queues[live[k]].insert(0, i)
+                        submit(k)
+                        continue
+                    streak[cell.name] = 0
+                    if not ran.started:
+                        raise SkillError(f"{skill.name}: the start of episode {i % CELL_STRIDE + 1} on arm "
+                                         f"'{cell.name}' is not ready: {ran.result.message}")
+                    mr = runs[cell.model]
+                    record = _record(ran, score, pool.simulated[k], wall, noise)
+                    record.update({"index": i, "cell": cell.name, "policy_version": version,
+                                   "lag": len(mr.records) - version})
+                    remaining[cell.model] -= 1
+                    record = mr.learn(episode, record, last=remaining[cell.model] == 0)
+                    total += 1
+                    if progress is not None:
+                        progress(total - 1, record)
+                    submit(k)
+    except KeyboardInterrupt:
+        for mr in runs.values():
+            mr.checkpoint()
+        cluster = f" --address {address}" if address else ""
+        raise Interrupted(f"interrupted: {total} finished episodes are saved in {out} (the episodes in progress "
+                          f"were discarded); continue with: rmskill finetune {skill_name} --fleet {fleet_file} "
+                          f"--method {method} --episodes {episodes} --out {out}{cluster} --resume") from None
+    for mr in runs.values():
+        mr.checkpoint()
+    return _fleet_summary(fleet, runs, out, method, faults)
+
+
+def _fleet_summary(fleet: Any, runs: dict[str, _ModelRun], out: Path, method: str,
+                   faults: dict[str, int]) -> dict[str, Any]:
+    """Per model and per cell: episodes, arm-measured success; the mean policy lag; truth where simulated."""
+    def rate(records: list[dict[str, Any]]) -> float | None:
+        return float(np.mean([r["success"] for r in records])) if records else None
+
+    cells = {}
+    for cell in fleet.cells:
+        mine = [r for r in runs[cell.model].records if r.get("cell") == cell.name]
+        truth = [r["truth"]["success"] for r in mine[-20:] if r.get("truth")]
+        cells[cell.name] = {"model": cell.model, "episodes": len(mine), "reward_success_rate": rate(mine),
+                            "last_20_truth_success": float(np.mean(truth)) if truth else None,
+                            "driver_faults": faults[cell.name]}
+    lags = [r["lag"] for mr in runs.values() for r in mr.records if "lag" in r]
+    return {"out": str(out), "method": method, "fleet": fleet.name,
+            "episodes": sum(len(mr.records) for mr in runs.values()),
+            "models": {m: {"weights": str(mr.out), "episodes": len(mr.records),
+                           "reward_success_rate": rate(mr.records)} for m, mr in runs.items()},
+            "cells": cells, "mean_policy_lag": float(np.mean(lags)) if lags else 0.0}

@@ -1,6 +1,7 @@
 """One episode runner for evaluation, fine-tuning and base-policy training.
 
-An episode: the skill's simulated start (``Skill.sim_start``; on a real arm, the operator does what
+An episode: the skill's simulated start (``Skill.sim_start``; on an emulated arm, the same start
+performed by the emulator's operator, ``Arm.operator``; on a real arm, the operator does what
 ``Skill.operator_prompt`` asks), a cleared envelope, one ``skill.run``. Episode ``i`` of a run seeded
 ``seed`` draws from ``np.random.default_rng([seed, i])`` and seeds the simulator with
 ``episode_seed(seed, i)``: an episode is the same whatever ran before it (or beside it).
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rmskill.errors import ConfigError, SafetyViolation, StartConditionError
+from rmskill.errors import ConfigError, SafetyViolation, SkillError, StartConditionError
 from rmskill.skill import Actor, Skill, SkillResult
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,14 @@ class EpisodeRun:
     target: str
     result: SkillResult
     started: bool = True
+
+
+class OperatorCell:
+    """An arm whose cell an operator resets (``Arm.operator``), as a skill's ``sim_start`` sees it:
+    ``sim.reset(...)`` goes to the operator, ``config`` is the arm file's; nothing of a simulator's truth."""
+
+    def __init__(self, arm: Any):
+        self.sim, self.config = arm.operator, arm.config
 
 
 def episode_seed(seed: int, index: int) -> int:
@@ -57,8 +66,15 @@ def run_episode(skill: Skill, arm: Any, index: int, seed: int, targets: list[str
                 prompt: Callable[[str], Any] = input) -> EpisodeRun:
     """Start episode ``index`` (simulator reset, or the operator's prompt) and run the skill once."""
     target = targets[index % len(targets)]
+    rng = np.random.default_rng([seed, index])
     if arm.sim is not None:
-        skill.sim_start(arm, target, np.random.default_rng([seed, index]), seed=episode_seed(seed, index))
+        skill.sim_start(arm, target, rng, seed=episode_seed(seed, index))
+    elif getattr(arm, "operator", None) is not None:  # an emulated cell: its operator starts the episode
+        try:
+            skill.sim_start(OperatorCell(arm), target, rng, seed=episode_seed(seed, index))
+        except AttributeError as err:
+            raise SkillError(f"{skill.name}: its simulated start needs more than the cell's operator offers "
+                             f"(a reset): {err}") from None
     else:
         prompt(f"episode {index + 1}: {skill.operator_prompt(target)}, then press Enter ")
     arm.recover()  # a new episode: clear the previous one's stop and stream

@@ -58,6 +58,11 @@ class SafeArm(Arm):
         """The simulator's ground truth (``SimWorld``), or ``None`` on a real arm."""
         return getattr(self.unwrapped, "sim", None)
 
+    @property
+    def operator(self):
+        """Who resets the cell between episodes without a person (an emulator's), or ``None``."""
+        return getattr(self.unwrapped, "operator", None)
+
     # --- lifecycle ----------------------------------------------------------------------
     def connect(self) -> None:
         self.unwrapped.connect()

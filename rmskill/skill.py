@@ -224,6 +224,12 @@ class Skill(ABC):
         if "arm" in m:
             want = {"arm": (m["arm"], config.name), "model": (m.get("arm_model"), config.model),
                     "calibration": (m.get("calibration_hash"), CalibrationStore(config.name).digest())}
+        elif "arms" in m:  # a fleet's weights: any of its arms, on the calibration it was tuned on
+            arms, hashes = list(m["arms"]), dict(m.get("calibration_hashes") or {})
+            want = {"arm": (config.name if config.name in arms else "/".join(arms), config.name),
+                    "model": (m.get("arm_model"), config.model)}
+            if config.name in arms:
+                want["calibration"] = (hashes.get(config.name), CalibrationStore(config.name).digest())
         elif m.get("arm_models") and config.model not in m["arm_models"]:
             want = {"model": ("/".join(m["arm_models"]), config.model)}
         clash = {k: v for k, v in want.items() if v[0] != v[1]}

@@ -99,16 +99,22 @@ class EpisodeWorker:
         self.videos = None if videos is None else Path(videos)
         self.arm: Any = None
 
-    def open(self) -> str:
-        """Connect the arm; a real arm is refused (evaluation reads the simulator's truth)."""
+    def open(self, operated: bool = False) -> bool:
+        """Connect the arm; returns whether it is simulated. A real arm is refused (evaluation reads the
+        simulator's truth), unless ``operated`` (a fleet) and its cell has an operator (``Arm.operator``):
+        no person can answer a prompt in an actor."""
         from rmskill.connect import connect
 
         self.arm = connect(self.config)
-        if self.arm.sim is None:
+        if self.arm.sim is None and not (operated and self.arm.operator is not None):
             self.arm.close()
+            if operated:
+                raise SkillError(f"arm '{self.config.name}' (driver '{self.config.driver}') needs a person to start "
+                                 "each episode, and a fleet cell cannot prompt one; a fleet takes simulated arms "
+                                 "and emulated ones with options.emulator_operator")
             raise SkillError(f"--workers needs a simulated arm; '{self.config.name}' uses driver "
                              f"'{self.config.driver}'")
-        return self.config.name
+        return self.arm.sim is not None
 
     def episode(self, index: int) -> tuple[int, dict[str, Any]]:
         from rmskill.evaluate import episode_record
@@ -183,14 +189,24 @@ class WorkerPool:
         address: A Ray cluster to join (``ray://host:10001``, ``host:6379`` or ``auto``); default:
             ``RAY_ADDRESS`` if set, else a local Ray started here with ``workers`` CPUs.
         videos: A folder for one video per episode (written by the actor's node).
-        cells: Actor ``k`` connects ``cells[k]`` instead of ``config`` (fine-tuning: a sim seed per cell).
+        cells: Actor ``k`` connects ``cells[k]`` instead of ``config`` (fine-tuning: a sim seed per cell;
+            a fleet: each cell's arm).
+        cell_targets: Actor ``k`` cycles ``cell_targets[k]`` instead of ``targets`` (a fleet).
+        nodes: Actor ``k`` runs on the Ray node ``nodes[k]`` (an IP or a node id; ``None``: anywhere).
+        operated: Arms with an operator (``Arm.operator``: an emulated cell) are accepted (a fleet).
     """
 
     def __init__(self, skill: Skill, config: ArmConfig, seed: int, targets: list[str], workers: int,
-                 address: str | None = None, videos: Path | None = None, cells: list[ArmConfig] | None = None):
+                 address: str | None = None, videos: Path | None = None, cells: list[ArmConfig] | None = None,
+                 cell_targets: list[list[str]] | None = None, nodes: list[str | None] | None = None,
+                 operated: bool = False):
         self.ray = require_ray(workers)
         self.args = (skill, config, seed, targets, None if videos is None else str(videos))
         self.cells = cells or [config] * workers  # actor k's arm file (fine-tuning: its own sim seed)
+        self.cell_targets = cell_targets or [targets] * workers
+        self.nodes = nodes or [None] * workers
+        self.operated = operated
+        self.simulated: list[bool] = []  # per actor, once open
         self.workers = workers
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.actors: list[Any] = []
@@ -204,9 +220,11 @@ class WorkerPool:
             actor_cls = self.ray.remote(num_cpus=1, max_restarts=0)(EpisodeWorker)
             levels = _log_levels()
             skill_ref = self.ray.put(self.args[0])  # one copy in the object store, not one per actor
-            rest = self.args[2:]
-            self.actors = [actor_cls.remote(skill_ref, self.cells[k], *rest, env, levels) for k in range(self.workers)]
-            _get(self.ray, [a.open.remote() for a in self.actors])
+            seed, videos = self.args[2], self.args[4]
+            self.actors = [actor_cls.options(**self._placement(self.nodes[k])).remote(
+                skill_ref, self.cells[k], seed, self.cell_targets[k], videos, env, levels)
+                for k in range(self.workers)]
+            self.simulated = _get(self.ray, [a.open.remote(self.operated) for a in self.actors])
         except BaseException:
             self.close(graceful=False)
             raise
@@ -225,6 +243,22 @@ class WorkerPool:
             start_local_ray(self.workers)
         self._started = True
         log.info("Ray %s: %s", "joined" if self.address else "started locally", ray.get_runtime_context().gcs_address)
+
+    def _placement(self, node: str | None) -> dict[str, Any]:
+        """Ray's options that pin an actor to ``node`` (an IP or a node id); a node not in the cluster is
+        a one-line ``ConfigError`` naming those that are."""
+        if node is None:
+            return {}
+        alive = [n for n in self.ray.nodes() if n.get("Alive")]
+        for n in alive:
+            if node == n.get("NodeID"):
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+                return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=False)}
+            if node == n.get("NodeManagerAddress"):
+                return {"resources": {f"node:{node}": 0.001}}
+        known = ", ".join(f"{n.get('NodeManagerAddress')} ({str(n.get('NodeID'))[:12]}...)" for n in alive)
+        raise ConfigError(f"node '{node}' is not in the Ray cluster (nodes: {known or 'none'})")
 
     def _check_capacity(self) -> None:
         cpus = self.ray.cluster_resources().get("CPU", 0)

@@ -18,6 +18,7 @@ import numpy as np
 
 from rmskill.arm import Arm, Wrench
 from rmskill.config import ArmConfig
+from rmskill.errors import ConfigError
 from rmskill.geometry import Pose
 
 from .force_mode import ForceMode
@@ -228,6 +229,26 @@ class Controller:
     def in_workspace(self, pose: Pose) -> bool:
         box = self.config.limits.workspace
         return all(lo <= v <= hi for v, lo, hi in zip(pose.xyz.tolist(), box.min, box.max, strict=True))
+
+    def reset_world(self, **start: Any) -> None:
+        """The emulator's operator (``operator.py``): ``sim.reset(**start)`` on the simulated cell, then
+        the controller re-synced to the new state: no motion, no force mode, holding where the arm now is,
+        the gripper device matching the fingers. What a person does between episodes on a real cell."""
+        sim = getattr(self.arm, "sim", None)
+        if sim is None:
+            raise ConfigError("this emulator's arm has no simulated cell to reset (the kinematic stand-in)")
+        with self.lock:
+            sim.reset(**start)  # may raise: the cell is as it was
+            self.force_mode.stop()
+            if self.program is not None:  # the next servoL/speedL starts a new motion from the new state
+                self.program.servo = self.program.speed = None
+            self.raw_state = self.arm.state()
+            self.state = self._zeroed(self.raw_state)
+            self.q_history.clear()
+            self.safety_force = 0.0
+            self.start_motion(None)
+            if self.tool is not None:
+                self.tool.resync()
 
     def hold_here(self) -> None:
         self._hold = Setpoint(pose=self.state.base_T_tcp)

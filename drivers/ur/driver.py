@@ -31,6 +31,7 @@ from rmskill.geometry import Pose
 
 from .commands import CommandThread
 from .kinematic_arm import DH_TABLES, URKinematics
+from .operator_service import EmulatorOperator
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,34 @@ COMPLIANT_LOOKAHEAD, COMPLIANT_GAIN = 0.03, 2000.0
 #: force_mode: UR's damping (0..1) and gain scaling (0..2), damped enough not to chatter on a hard contact.
 FORCE_MODE_DAMPING, FORCE_MODE_GAIN_SCALING = 0.5, 0.5
 FORCE_MODE_SPEED = (0.05, 0.3)  # [m/s, rad/s] force mode's speed limits on its compliant axes
+
+
+class CellOperator:
+    """The emulator's operator as this arm sees it: before each reset, what a person at the pendant does
+    first (a protective stop unlocked, the control script running again, the arm stopped)."""
+
+    def __init__(self, arm: URArm, client: EmulatorOperator):
+        self.arm, self.client = arm, client
+
+    def reset(self, **start: Any) -> None:
+        self.arm.ready_for_reset()
+        self.client.reset(**start)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _operator(arm: URArm, config: ArmConfig) -> CellOperator | None:
+    """``options.emulator_operator`` (``true`` or a port): the emulator's operator resets the cell."""
+    value = config.options.get("emulator_operator", False)
+    if value is False:
+        return None
+    if value is True:
+        return CellOperator(arm, EmulatorOperator(config.host))
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536:
+        return CellOperator(arm, EmulatorOperator(config.host, value))
+    raise DriverError(f"arm file '{config.name}': options.emulator_operator must be true, false or a port, "
+                      f"got {value!r}")
 
 
 class URArm(Arm):
@@ -77,6 +106,7 @@ class URArm(Arm):
         self._offset = np.zeros(6)  # admittance: shift of the servo target, base frame [m, rad]
         self._offset_velocity = np.zeros(6)
         self._target: Pose | None = None  # the last commanded (unshifted) servo target
+        self.operator = _operator(self, config)
         self.capabilities = Capabilities(model=config.model, dof=6, rate_hz=self.frequency, senses_wrench=True,
                                          freedrive=True, simulated=False, realtime=True, reach=reach, compliance=True)
 
@@ -103,6 +133,8 @@ class URArm(Arm):
         log.info("connected to UR controller at %s", host)
 
     def close(self) -> None:
+        if self.operator is not None:
+            self.operator.close()
         ctrl, recv = self._ctrl, self._recv
         alive = recv is not None and recv.isConnected()
         self._ctrl = self._recv = None
@@ -356,6 +388,24 @@ class URArm(Arm):
 
     def set_payload(self, mass: float, center_of_mass: Sequence[float]) -> None:
         self._call("setPayload", self._ctrl.setPayload, float(mass), [float(c) for c in center_of_mass])
+
+    def ready_for_reset(self) -> None:
+        """Before the emulator's operator resets the cell: a protective stop unlocked and the control
+        script restarted (as a person does at the pendant), then the arm stopped."""
+        if self._recv is None or self._ctrl is None:
+            raise DriverError("the UR arm is not connected; call connect() first")
+        if int(self._recv.getSafetyStatusBits()) & (1 << PROTECTIVE_STOPPED_BIT):
+            log.warning("the emulator's operator unlocks the protective stop of '%s'", self.config.name)
+            self.unlock_protective_stop()
+        elif not self._ctrl.isProgramRunning():
+            log.warning("the emulator's operator restarts the control script of '%s'", self.config.name)
+            if not self._ctrl.reuploadScript():
+                raise DriverError("the ur_rtde control script could not be restarted")
+        self._period_end, self._target = None, None
+        if self.compliance is not None:  # an episode that ended in a fault may have left force mode on
+            self.set_compliance(None)
+        else:
+            self.stop()
 
     def unlock_protective_stop(self) -> None:
         """Clear a protective stop through the dashboard and restart the control script."""

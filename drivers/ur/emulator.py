@@ -2,7 +2,9 @@
 
 Serves RTDE (30004), the dashboard (29999), the script port (30003) and the primary/secondary
 client interfaces' state stream (30001/30002) for a simulated arm:
-the MuJoCo arm when ``rmskill.drivers.mujoco`` is available, else a kinematic stand-in.
+the MuJoCo arm when ``rmskill.drivers.mujoco`` is available, else a kinematic stand-in. The arm file's
+``sim`` section (``seed``, ``truth``) is the simulated cell's, as for the MuJoCo driver. A loopback-only
+operator (30020, ``operator_service.py``) resets the simulated cell between episodes on request.
 
     python -m rmskill.drivers.ur.emulator examples/arms/emulated-ur5e.yaml
 
@@ -32,7 +34,7 @@ from rmskill.arm import Arm
 from rmskill.config import ArmConfig, load_arm_config
 from rmskill.errors import ConfigError
 
-from . import dashboard, primary_server, script_server
+from . import dashboard, operator_service, primary_server, script_server
 from .controller import Controller
 from .kinematic_arm import KinematicArm
 from .listener import Listener, check_bind
@@ -41,7 +43,8 @@ from .tool import make_tool
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"rtde": 30004, "dashboard": 29999, "script": 30003, "primary": 30001, "secondary": 30002}
+DEFAULT_PORTS = {"rtde": 30004, "dashboard": 29999, "script": 30003, "primary": 30001, "secondary": 30002,
+                 "operator": operator_service.PORT}
 #: PolyScope 5.15: an e-Series controller, so ur_rtde streams at 500 Hz.
 DEFAULT_VERSION = (5, 15, 0, 12345)
 READY = b"UR emulator ready"
@@ -110,6 +113,8 @@ class Emulator:
                      allow_remote),
             Listener(host, self.ports["secondary"], lambda s: primary_server.serve_client(self, s), "secondary",
                      allow_remote),
+            Listener(host, self.ports["operator"], lambda s: operator_service.serve_client(self.controller, s),
+                     "operator", allow_remote),
         ]
 
     def _rtde_client(self, sock: socket.socket) -> None:

@@ -46,11 +46,17 @@ class _Fingers:
         arm = controller.arm
         gripper = getattr(arm, "fingers", None)
         self.gripper = gripper if hasattr(gripper, "follow") else None
-        self.holding = self.gripper is not None and getattr(arm.sim, "grasp", None) is not None
+        self._sim = getattr(arm, "sim", None)
         self._ticks = 0
+        self.resync()
 
     def width(self, default: float) -> float:
         return self.gripper.width() if self.gripper is not None else default
+
+    def resync(self) -> None:
+        """Whether the fingers hold the plate, checked now (the cell was reset)."""
+        self._ticks = 0
+        self.holding = self.gripper is not None and getattr(self._sim, "grasp", None) is not None
 
     def follow(self, width: float) -> bool:
         """Drive the fingers to ``width`` [m]; returns whether they hold the plate (checked every few ticks)."""
@@ -83,6 +89,14 @@ class RobotiqTool:
         log.info("simulated Robotiq %s on %s%s", self.sim.device.spec.name, self.sim.port,
                  f", linked at {self.link}" if self.link else "")
 
+    def resync(self) -> None:
+        """After the cell was reset under it: closed on the plate if the fingers now hold one, else open."""
+        self.fingers.resync()
+        if self.fingers.holding:
+            self.sim.device.hold(self.fingers.width(0.0))
+        else:
+            self.sim.device.object_width = None
+
     def step(self) -> None:
         device = self.sim.device
         held = self.fingers.follow(device.drive_width())
@@ -111,6 +125,17 @@ class ToolIOTool:
         if self.fingers.holding and spec.close_pin is not None:  # the cell starts with the plate gripped
             controller.tool_outputs |= 1 << spec.close_pin
         self._goal = self.width
+
+    def resync(self) -> None:
+        """After the cell was reset under it: the outputs closed on the plate if the fingers hold one."""
+        self.fingers.resync()
+        self.width = self._goal = self.fingers.width(self.width)
+        if self.spec.close_pin is not None:
+            bit = 1 << self.spec.close_pin
+            self.c.tool_outputs = self.c.tool_outputs | bit if self.fingers.holding else self.c.tool_outputs & ~bit
+        if self.spec.open_pin is not None:
+            bit = 1 << self.spec.open_pin
+            self.c.tool_outputs = self.c.tool_outputs & ~bit if self.fingers.holding else self.c.tool_outputs | bit
 
     def goal(self, outputs: int) -> float | None:
         """The opening [m] the outputs ask for; ``None`` to stay (both or neither pin high)."""

@@ -133,7 +133,7 @@ def test_in_process_emulator_serves_rtde_registers_and_scripts_on_chosen_ports()
     from rmskill.drivers.ur.emulator import Emulator
 
     config = load_arm_config(ARM_FILE)
-    ports = {"rtde": 0, "dashboard": 0, "script": 0, "primary": 0, "secondary": 0}
+    ports = {"rtde": 0, "dashboard": 0, "script": 0, "primary": 0, "secondary": 0, "operator": 0}
     with Emulator(config, host=HOST, ports=ports, backend="kinematic") as emu:
         assert all(port != DEFAULT_PORTS[name] for name, port in emu.ports.items())
         client, other = RawRTDE(emu.ports["rtde"]), RawRTDE(emu.ports["rtde"])
