@@ -305,10 +305,12 @@ class PlatePlacement(Skill):
         contact = Compliance.uniform(*cfg.contact_stiffness) if cfg.contact_stiffness else None
         with compliant(arm, contact):  # the contact phases: align, insert, (reseat), (touch check), release
             seated_rel, message = self._insert(ctx, act, observer, command)
-            if seated_rel is not None and cfg.reseat:
-                seated_rel = self._reseat(ctx, observer)
             if seated_rel is not None and cfg.touch_check:
                 ctx.measurements.update(self.touch_check_plate(ctx, observer))
+            if seated_rel is not None and cfg.reseat:
+                centre = np.array([ctx.measurements.get(f"touch_centre_{n}", np.nan)
+                                   for n in ("x_mm", "y_mm", "yaw_deg")])
+                seated_rel = self._reseat(ctx, observer, centre if cfg.touch_centre else None)
             if seated_rel is not None:
                 message = self._release(ctx, gripper_mass, gripper_com)
                 released = not message
@@ -353,19 +355,21 @@ class PlatePlacement(Skill):
         ctx.measurements["grasp_x_mm"], ctx.measurements["grasp_y_mm"] = x, y
         return ""
 
-    def _reseat(self, ctx: Context, observer: PlacementObserver) -> np.ndarray:
+    def _reseat(self, ctx: Context, observer: PlacementObserver, centre: np.ndarray | None = None) -> np.ndarray:
         """Lift the seated plate ``reseat_lift_mm`` (between the guide walls, off the seat), move the
         TCP onto the aim in x, y and yaw, measured, where nothing rubs, and set it down straight.
         Setting down shifts the compliant arm a little, the same way each time: while the seated TCP
         (measured) is off the aim by more than ``reseat_tolerance_mm``/``_deg``, lift again and aim
         that much the other way (at most ``reseat_tries`` times; not after a set-down that missed by
         more than ``reseat_repeat_mm``, which is no repeatable shift). Returns the seated TCP (nest
-        frame)."""
+        frame). ``centre``: the aim in x, y, yaw (nest frame) instead of the nest's calibrated
+        centre, e.g. where the touch check found the walls centre the plate."""
         arm, cfg = ctx.arm, self.config
         dt = max(1.0 / cfg.probe_rate_hz, 1.0 / arm.capabilities.rate_hz)
         command = np.asarray(ctx.extras["command"], dtype=float).copy()
         seated = first = observer.relative(arm.state().base_T_tcp)
-        goal = np.zeros(3)  # where the TCP goes lifted (x, y, yaw), so that it sets down on the aim
+        target = np.zeros(3) if centre is None or not np.all(np.isfinite(centre)) else np.asarray(centre, float)
+        goal = target.copy()  # where the TCP goes lifted (x, y, yaw), so that it sets down on the aim
         tries = 0
         while tries < cfg.reseat_tries:
             tries += 1
@@ -388,7 +392,7 @@ class PlatePlacement(Skill):
             command[2] = first[2] + cfg.reseat_press_mm
             self._glide(ctx, aim, command, dt)
             seated = observer.relative(arm.state().base_T_tcp)
-            off = seated[[0, 1, 3]]
+            off = seated[[0, 1, 3]] - target
             if np.hypot(off[0], off[1]) <= cfg.reseat_tolerance_mm and abs(off[2]) <= cfg.reseat_tolerance_deg:
                 break
             if np.hypot(*(seated[:2] - goal[:2])) > cfg.reseat_repeat_mm:
@@ -398,8 +402,8 @@ class PlatePlacement(Skill):
             goal = goal - off
         ctx.extras["command"] = command
         ctx.measurements["reseat_shift_mm"] = float(np.hypot(*(seated[:2] - first[:2])))
-        ctx.measurements["reseat_offset_mm"] = float(np.hypot(seated[0], seated[1]))
-        ctx.measurements["reseat_first_offset_mm"] = float(np.hypot(first[0], first[1]))
+        ctx.measurements["reseat_offset_mm"] = float(np.hypot(*(seated[:2] - target[:2])))
+        ctx.measurements["reseat_first_offset_mm"] = float(np.hypot(*(first[:2] - target[:2])))
         ctx.measurements["reseat_tries"] = float(tries)
         track_force(ctx, arm.state())
         return seated
