@@ -1,9 +1,11 @@
 """Transfers: a pick skill then a place skill, from one fixture to another, as one result.
 
 A transfer is registered under the ``rmskill.transfers`` entry points as a ``Transfer`` subclass
-naming its two skills; ``handoff`` passes what the pick measured (e.g. where the object sits in the
-gripper) to the place skill. ``rmskill.transfer(arm, source, target)`` finds the transfer whose pick
-accepts the source's fixture kind; ``rmskill run NAME --from A --to B`` runs one by name.
+naming its two skills; ``prepare`` measures what it needs before the pick (once the pick's start is
+checked: a plate transfer weighs the empty gripper above the target), and ``handoff`` passes what
+the pick measured (e.g. where the object sits in the gripper) to the place skill.
+``rmskill.transfer(arm, source, target)`` finds the transfer whose pick accepts the source's fixture
+kind; ``rmskill run NAME --from A --to B`` runs one by name.
 """
 
 from __future__ import annotations
