@@ -230,7 +230,8 @@ def main() -> None:
         return
     if len({r.get("seed", args.seed) for r in rows}) > 1:
         print("\n".join(spread_table(rows)))
-        print(f"(evaluation: {args.eval_episodes} episodes, seed S + 1000 for seed S; seeds {args.seeds})\n")
+        seeds = sorted({r.get("seed", args.seed) for r in rows})
+        print(f"(evaluation: {args.eval_episodes} episodes, seed S + 1000 for seed S; seeds {seeds})\n")
     print("| arm | method | seed | episodes | success | transl. mean mm | transl. p95 mm | rot. mean deg "
           "| rot. p95 deg | peak force N | fine-tune wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
