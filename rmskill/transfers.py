@@ -2,8 +2,9 @@
 
 A transfer is registered under the ``rmskill.transfers`` entry points as a ``Transfer`` subclass
 naming its two skills; ``prepare`` measures what it needs before the pick (once the pick's start is
-checked: a plate transfer weighs the empty gripper above the target), and ``handoff`` passes what
-the pick measured (e.g. where the object sits in the gripper) to the place skill.
+checked, e.g. a reading of the empty gripper where the place skill will read the held object), and
+``handoff`` passes what the pick measured (e.g. where the object sits in the gripper) to the place
+skill.
 ``rmskill.transfer(arm, source, target)`` finds the transfer whose pick accepts the source's fixture
 kind; ``rmskill run NAME --from A --to B`` runs one by name.
 """
@@ -80,8 +81,8 @@ class Transfer:
 
     def prepare(self, arm: Any, source: str, target: str) -> None:
         """Before the pick, with the start checked (the gripper as the pick needs it): anything the
-        transfer measures first (a plate transfer weighs the empty gripper above the target). Default:
-        nothing."""
+        transfer measures first (e.g. the empty gripper's wrist reading where the place skill will
+        weigh the held object). Default: nothing."""
 
     def handoff(self, pick_result: SkillResult, place: Skill) -> Skill:
         """The place skill to run after ``pick_result``; default ``place`` unchanged. Override to pass
