@@ -158,6 +158,23 @@ def test_off_policy_learners_update_and_stay_bounded(method):
         assert learner.labels is not None  # the role-model regression term is in the actor loss
 
 
+def test_hybrid_keeps_the_critic_out_of_the_actor_until_q_warmup():
+    """The hybrid's collapse (3 of 10 runs at 0 %): -Q from an untrained critic moved the actor from
+    the start. Until ``q_warmup`` critic updates the actor's loss is the role-model regression alone
+    (it learns from the first update), then -Q joins it."""
+    from rmskill.learning.hybrid import HybridConfig, HybridFineTuner
+
+    learner = HybridFineTuner(OBS, ACT, HybridConfig(warmup_episodes=1, q_warmup=50), seed=0, initial_columns=START)
+    obs, base = torch.zeros(4, OBS), torch.zeros(4, ACT)
+    learner.updates = 50
+    early = learner.actor_loss(obs, base)
+    assert float(early.detach()) == 0.0 and early.requires_grad  # no labels yet: nothing pulls the actor
+    learner.updates = 51
+    q = learner.critic(learner._features(obs, base, learner.actor(obs, base))).mean()
+    assert float(learner.actor_loss(obs, base).detach()) == pytest.approx(-float(q.detach()), rel=1e-6)
+    assert HybridConfig().q_warmup > 0 and HybridConfig().critic_warmup == 0
+
+
 def test_residual_trains_the_critic_alone_before_the_actor():
     """Issue 14's collapse: actor updates from an untrained critic at 1e-4 drove the tanh to its bound
     within a few episodes. The actor now waits for ``critic_warmup`` critic updates; the normalisation
