@@ -39,7 +39,7 @@ class HybridConfig(ResidualConfig):
     critic_warmup: int = 0
     norm_episodes: int | None = 1
     bc_weight: float = 20.0  # weight of the role-model regression against -Q
-    q_warmup: int = 2000  # critic updates before -Q enters the actor's loss (about 5 episodes)
+    q_warmup: int = 2000  # critic updates before -Q enters the actor's loss (5 learning episodes: about episode 10)
     role: RoleModelConfig | None = None
 
 
