@@ -162,6 +162,9 @@ class CartesianImpedance:
         self._extra_com = np.zeros(3)  # [m] in the flange frame
         self._first = True  # no previous target: no velocity feed-forward
         self._prev_quat: list[float] = []
+        # The same as an array for MuJoCo's functions: a list is converted at each call, and a Ctrl-C
+        # landing inside that conversion came out of the binding as a TypeError, not KeyboardInterrupt.
+        self._prev_wxyz = np.zeros(4)
         self._prev_q: np.ndarray | None = None
         self._age = self._every
         self._new_target = True
@@ -319,7 +322,7 @@ class CartesianImpedance:
                 if turned:
                     self._mocap_quat[:] = quat
                     self._orient()
-                    mujoco.mju_negQuat(self._qc, self._prev_quat)
+                    mujoco.mju_negQuat(self._qc, self._prev_wxyz)
                     mujoco.mju_mulQuat(self._qe, self._tq, self._qc)
                     mujoco.mju_quat2Vel(self._vw_rot, self._qe, 1.0)
                 elif self._turning:
@@ -327,6 +330,8 @@ class CartesianImpedance:
                 self._turning = turned
                 np.dot(self._twist_gain, self._vw, out=self._ff)
                 self._twist_on = True
+            if turned:
+                self._prev_wxyz[:] = self._tq
             self._prev_quat = quat
         elif self._twist_on:  # the target holds: no target velocity
             self._ff[:] = 0.0
