@@ -228,9 +228,9 @@ def main() -> None:
         print(json.dumps([{k: v for k, v in r.items() if k not in ("curve", "train_success")} for r in rows],
                          indent=2, default=float))
         return
-    if len({r.get("seed", args.seed) for r in rows}) > 1:
+    seeds = sorted({r.get("seed", args.seed) for r in rows})
+    if len(seeds) > 1:
         print("\n".join(spread_table(rows)))
-        seeds = sorted({r.get("seed", args.seed) for r in rows})
         print(f"(evaluation: {args.eval_episodes} episodes, seed S + 1000 for seed S; seeds {seeds})\n")
     print("| arm | method | seed | episodes | success | transl. mean mm | transl. p95 mm | rot. mean deg "
           "| rot. p95 deg | peak force N | fine-tune wall s |")

@@ -162,9 +162,6 @@ class CartesianImpedance:
         self._extra_com = np.zeros(3)  # [m] in the flange frame
         self._first = True  # no previous target: no velocity feed-forward
         self._prev_quat: list[float] = []
-        # The same as an array for MuJoCo's functions: a list is converted at each call, and a Ctrl-C
-        # landing inside that conversion came out of the binding as a TypeError, not KeyboardInterrupt.
-        self._prev_wxyz = np.zeros(4)
         self._prev_q: np.ndarray | None = None
         self._age = self._every
         self._new_target = True
@@ -322,7 +319,9 @@ class CartesianImpedance:
                 if turned:
                     self._mocap_quat[:] = quat
                     self._orient()
-                    mujoco.mju_negQuat(self._qc, self._prev_wxyz)
+                    # An array, not the list: a Ctrl-C landing in the binding's conversion of a list
+                    # came out as a TypeError, not KeyboardInterrupt.
+                    mujoco.mju_negQuat(self._qc, np.asarray(self._prev_quat))
                     mujoco.mju_mulQuat(self._qe, self._tq, self._qc)
                     mujoco.mju_quat2Vel(self._vw_rot, self._qe, 1.0)
                 elif self._turning:
@@ -330,8 +329,6 @@ class CartesianImpedance:
                 self._turning = turned
                 np.dot(self._twist_gain, self._vw, out=self._ff)
                 self._twist_on = True
-            if turned:
-                self._prev_wxyz[:] = self._tq
             self._prev_quat = quat
         elif self._twist_on:  # the target holds: no target velocity
             self._ff[:] = 0.0

@@ -25,8 +25,8 @@ class HybridConfig(ResidualConfig):
     learns the role-model regression alone, from the first update (``critic_warmup`` stays 0). Without
     it the hybrid failed on 3 of 10 runs (5 seeds, both perturbed arms): an untrained critic's gradient,
     at the actor learning rate the regression needs, drove the corrector to its bound within the first
-    learning episodes, and it stayed at 0 % for all 200. With it, 1 of 10 (fr3 seed 1, where the role
-    model first seats a plate at episode 18: the critic has seen only failures when -Q enters).
+    learning episodes, and it stayed at 0 % for all 200. With it, 1 of 10: a run whose role model alone
+    first succeeds only after -Q enters, from a critic that has seen failures only.
     """
 
     scale: float = 0.2
