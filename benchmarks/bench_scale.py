@@ -2,16 +2,16 @@
 
     python benchmarks/bench_scale.py [--episodes 200] [--repeats 3] [--workers 2] [--json]
 
-One local Ray is started first (its start-up is reported apart); each repeat then runs ``evaluate``
-on the same seed with one worker (in a child process that never imports Ray, as ``rmskill eval``
-runs: with torch's own thread count, then with torch at 1 thread, as each actor runs) and on N
-actors (workers=N). The CPU the run's processes used, and what other processes used meanwhile
-(from /proc), are printed beside each figure.
-"episodes/s" is over the whole call (the N-worker figure includes starting its actors: importing
-torch and MuJoCo, connecting the arm); "steady episodes/s" is from the first finished episode to the
-last. Ray's overhead is measured with the same actors and the same dispatch loop, calling a method
-that does no simulation: a single call's round trip, and the dispatch cost per episode with every
-actor kept busy. The machine's load is printed beside the table: on a shared machine it moves the
+One local Ray is started first (its start-up is reported apart); each repeat then runs ``evaluate`` on
+the same seed with one worker (in a child process that never imports Ray, as ``rmskill eval`` runs: with
+torch's own thread count, then with torch at 1 thread, as each actor runs) and on N workers (this
+process and N - 1 actors, as ``rmskill eval --workers N`` runs). The CPU the run's processes used, and
+what other processes used meanwhile (from /proc), are printed beside each figure. "episodes/s" is over
+the whole call (the N-worker figure includes starting its actors: importing torch and MuJoCo, connecting
+the arm, while this process already runs episodes); "steady episodes/s" is from the first finished
+episode to the last. Ray's overhead is measured with the same actors and the same dispatch loop, calling
+a method that does no simulation: a single call's round trip, and the dispatch cost per episode with
+every actor kept busy. The machine's load is printed beside the table: on a shared machine it moves the
 figures.
 """
 
@@ -179,7 +179,7 @@ def main() -> None:
             else:
                 runs[name].append(timed_eval(args.skill, args.arm, args.episodes, args.seed, workers, threads))
         loads.append(os.getloadavg()[0])
-    overhead = ray_overhead(args.skill, args.arm, args.workers, calls=2000)
+    overhead = ray_overhead(args.skill, args.arm, max(1, args.workers - 1), calls=2000)  # an eval's actors
     ray.shutdown()
     load_after = load()
 
@@ -189,12 +189,13 @@ def main() -> None:
            for w, rs in runs.items()}
     ratios = {base: {k: med[str(n)][k] / med[base][k] for k in ("eps", "steady_eps")}
               for base in configs if base != str(n)}
+    paired = [a["eps"] / b["eps"] for a, b in zip(runs[str(n)], runs["1"], strict=True)]  # each repeat's own
     result = {
         "episodes": args.episodes, "repeats": args.repeats, "cpus": os.cpu_count(), "ray": ray.__version__,
         "torch_threads_default": torch.get_num_threads(), "workers": med, "ratios": ratios,
         "equal_episode_for_episode": equal, "ray_start_s": ray_start, **overhead,
         "load_before": load_before, "load_after": load_after, "load_1min_per_repeat": loads,
-        "per_repeat_eps": {w: [r["eps"] for r in rs] for w, rs in runs.items()},
+        "per_repeat_eps": {w: [r["eps"] for r in rs] for w, rs in runs.items()}, "per_repeat_ratio": paired,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -213,16 +214,19 @@ def main() -> None:
     print("| Ray cost | value |")
     print("| --- | --- |")
     print(f"| local Ray start (once per process) | {ray_start:.2f} s |")
-    print(f"| {n} actors started, arm connected (once per eval) | {overhead['pool_start_s']:.2f} s |")
+    print(f"| {n - 1} actor(s) started, arm connected (once per eval, beside this process's episodes) | "
+          f"{overhead['pool_start_s']:.2f} s |")
     print(f"| one actor call, round trip p50 / p99 | {overhead['round_trip_ms_p50']:.2f} / "
           f"{overhead['round_trip_ms_p99']:.2f} ms |")
-    print(f"| dispatch per episode, {n} actors busy, no simulation | {overhead['dispatch_ms_per_episode']:.3f} ms |")
+    print(f"| dispatch per episode, {n - 1} actor(s) busy, no simulation | "
+          f"{overhead['dispatch_ms_per_episode']:.3f} ms |")
     print("\n| repeat | " + " | ".join(f"{w}: episodes/s (other processes' cores)" for w in runs)
-          + " | load (1 min) after |")
-    print("| --- " * (len(runs) + 2) + "|")
+          + f" | ratio {n} / 1 in this repeat | load (1 min) after |")
+    print("| --- " * (len(runs) + 3) + "|")
     for i, ld in enumerate(loads):
         print(f"| {i + 1} | " + " | ".join(f"{rs[i]['eps']:.2f} ({rs[i]['other_cores']:.2f})" for rs in runs.values())
-              + f" | {ld:.2f} |")
+              + f" | {paired[i]:.2f}x | {ld:.2f} |")
+    print(f"| median | | | | {statistics.median(paired):.2f}x | |")
     print(f"\nresults equal episode for episode across worker counts: {'yes' if equal else 'NO'}")
 
 

@@ -124,7 +124,7 @@ def run_one(script: Path, host: str, timeout: float, interrupt_after: float, wor
         after = tcp(host)
     finally:
         emulator.stop()
-        log = emulator.proc.stderr.read().decode(errors="replace") if emulator.proc and emulator.proc.stderr else ""
+        log = "\n".join(emulator.log)
     refused = [line.strip() for line in log.splitlines()
                if re.search(r"not emulated|refused|script stopped|protective stop|program error", line)]
     lines = [line for line in (out or "").splitlines() if line.strip()]

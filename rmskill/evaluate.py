@@ -132,8 +132,9 @@ def evaluate(skill_name: str | Skill, arm_file: str | Path | ArmConfig, episodes
         progress: Called after each episode with its index and its result summary.
         settings: Skill settings by name (``Skill.configure``).
         record: A folder for one video per episode (``episode_NNN.mp4``).
-        workers: Simulators running episodes side by side, each a Ray actor (``rmskill[ray]``); the
-            results are the same, episode for episode, as with 1 (in this process, no Ray).
+        workers: Simulators running episodes side by side (``rmskill[ray]``): this process's and
+            ``workers`` - 1 Ray actors, which join as they start; the results are the same, episode for
+            episode, as with 1 (in this process, no Ray).
         address: The Ray cluster to join when ``workers`` > 1 (default: a local Ray started here).
     """
 
@@ -172,13 +173,29 @@ def _in_process(skill: Skill, config: ArmConfig, episodes: int, seed: int, targe
 def _on_workers(skill: Skill, config: ArmConfig, episodes: int, seed: int, targets: list[str],
                 videos: Path | None, progress: Callable[[int, dict], None] | None, workers: int,
                 address: str | None) -> list[dict[str, Any]]:
-    """The episodes over Ray actors; progress as each arrives, the records in episode order."""
+    """The episodes in this process and on ``workers`` - 1 Ray actors; progress as each arrives, the
+    records in episode order. This process starts on the episodes at once and the actors join as they
+    come up, so their start (seconds: importing torch and MuJoCo) is not time lost."""
+    import torch
+
+    from rmskill.connect import connect
     from rmskill.workers import WorkerPool
 
+    if episodes < 2:
+        return list(_in_process(skill, config, episodes, seed, targets, videos, progress))
     done: dict[int, dict[str, Any]] = {}
-    with WorkerPool(skill, config, seed, targets, min(workers, episodes), address=address, videos=videos) as pool:
-        for index, record in pool.run(range(episodes)):
-            done[index] = record
-            if progress is not None:
-                progress(index, record)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core here, as each actor has: side by side they must not fight
+    try:
+        with WorkerPool(skill, config, seed, targets, min(workers, episodes) - 1, address=address, videos=videos,
+                        wait_open=False) as pool, connect(config) as arm:
+            if arm.sim is None:
+                raise SkillError(f"evaluation needs a simulated arm; '{config.name}' uses driver '{config.driver}'")
+            here = lambda i: (i, episode_record(skill, arm, i, seed, targets, videos))  # noqa: E731
+            for index, record in pool.run(range(episodes), local=here):
+                done[index] = record
+                if progress is not None:
+                    progress(index, record)
+    finally:
+        torch.set_num_threads(threads)
     return [done[i] for i in range(episodes)]

@@ -2,7 +2,9 @@
 
 Each actor connects the arm once and runs the episode indices it is handed; an episode is seeded
 by its index (``rmskill.runner``), so the results do not depend on the worker count or on which
-actor ran what. A local Ray starts by itself (and stops when the pool closes); ``address`` (or
+actor ran what. An evaluation runs episodes in the calling process too (``dispatch_beside``), from
+the start, while the actors start (importing torch and MuJoCo takes seconds) and beside them after.
+A local Ray starts by itself (and stops when the pool closes); ``address`` (or
 ``RAY_ADDRESS``) joins a running cluster instead. Ray is imported only here, only when asked for.
 """
 
@@ -177,6 +179,46 @@ def dispatch(ray: ModuleType, actors: list[Any], call: Callable[[Any, int], Any]
         yield _get(ray, ref)
 
 
+def dispatch_beside(ray: ModuleType, actors: list[Any], opening: list[Any], call: Callable[[Any, int], Any],
+                    local: Callable[[int], Any], indices: Iterable[int]) -> Iterator[Any]:
+    """As ``dispatch``, with this process running ``local(index)`` between looks at the actors.
+
+    ``opening[k]`` is actor ``k``'s ``open`` call: the actor gets work once it returns, so this process
+    runs episodes from the first moment while the actors import and connect. Each actor is kept
+    ``IN_FLIGHT`` calls deep; this process takes the next index whenever it is free.
+    """
+    todo = iter(indices)
+    pending: dict[Any, Any] = {}
+    starting = dict(zip(opening, actors, strict=True))
+
+    def submit(actor: Any) -> None:
+        index = next(todo, None)
+        if index is not None:
+            pending[call(actor, index)] = actor
+
+    def ready(refs: list[Any]) -> list[Any]:
+        return ray.wait(refs, num_returns=len(refs), timeout=0)[0] if refs else []
+
+    while True:
+        for ref in ready(list(starting)):
+            actor = starting.pop(ref)
+            _get(ray, ref)  # an actor that could not connect raises its own error here
+            for _ in range(IN_FLIGHT):
+                submit(actor)
+        for ref in ready(list(pending)):
+            actor = pending.pop(ref)
+            submit(actor)
+            yield _get(ray, ref)
+        index = next(todo, None)
+        if index is None:
+            break
+        yield local(index)
+    while pending:
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        pending.pop(ref)
+        yield _get(ray, ref)
+
+
 class WorkerPool:
     """``workers`` simulator actors for one evaluation; use as ``with WorkerPool(...) as pool:``.
 
@@ -194,18 +236,22 @@ class WorkerPool:
         cell_targets: Actor ``k`` cycles ``cell_targets[k]`` instead of ``targets`` (a fleet).
         nodes: Actor ``k`` runs on the Ray node ``nodes[k]`` (an IP or a node id; ``None``: anywhere).
         operated: Arms with an operator (``Arm.operator``: an emulated cell) are accepted (a fleet).
+        wait_open: Wait on entry until every actor has connected its arm; ``False``: the ``open`` calls
+            are left in ``opening`` (``dispatch_beside`` hands an actor work once its call returns).
     """
 
     def __init__(self, skill: Skill, config: ArmConfig, seed: int, targets: list[str], workers: int,
                  address: str | None = None, videos: Path | None = None, cells: list[ArmConfig] | None = None,
                  cell_targets: list[list[str]] | None = None, nodes: list[str | None] | None = None,
-                 operated: bool = False):
+                 operated: bool = False, wait_open: bool = True):
         self.ray = require_ray(workers)
         self.args = (skill, config, seed, targets, None if videos is None else str(videos))
         self.cells = cells or [config] * workers  # actor k's arm file (fine-tuning: its own sim seed)
         self.cell_targets = cell_targets or [targets] * workers
         self.nodes = nodes or [None] * workers
         self.operated = operated
+        self.wait_open = wait_open
+        self.opening: list[Any] = []  # the actors' open calls, where not waited on at entry
         self.simulated: list[bool] = []  # per actor, once open
         self.workers = workers
         self.address = address or os.environ.get("RAY_ADDRESS") or None
@@ -224,7 +270,9 @@ class WorkerPool:
             self.actors = [actor_cls.options(**self._placement(self.nodes[k])).remote(
                 skill_ref, self.cells[k], seed, self.cell_targets[k], videos, env, levels)
                 for k in range(self.workers)]
-            self.simulated = _get(self.ray, [a.open.remote(self.operated) for a in self.actors])
+            self.opening = [a.open.remote(self.operated) for a in self.actors]
+            if self.wait_open:
+                self.simulated = _get(self.ray, self.opening)
         except BaseException:
             self.close(graceful=False)
             raise
@@ -263,12 +311,17 @@ class WorkerPool:
     def _check_capacity(self) -> None:
         cpus = self.ray.cluster_resources().get("CPU", 0)
         if cpus < self.workers:
-            raise ConfigError(f"--workers {self.workers} needs {self.workers} CPUs in Ray; the cluster has "
-                              f"{cpus:g}")
+            raise ConfigError(f"{self.workers} simulator actor(s) need {self.workers} CPUs in Ray; the cluster "
+                              f"has {cpus:g}")
 
-    def run(self, indices: Iterable[int]) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(index, record) of each episode, in the order they finish."""
-        return dispatch(self.ray, self.actors, lambda actor, i: actor.episode.remote(i), indices)
+    def run(self, indices: Iterable[int], local: Callable[[int], tuple[int, dict[str, Any]]] | None = None
+            ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(index, record) of each episode, in the order they finish; ``local(index)``: this process runs
+        episodes too (``dispatch_beside``)."""
+        call = lambda actor, i: actor.episode.remote(i)  # noqa: E731
+        if local is None:
+            return dispatch(self.ray, self.actors, call, indices)
+        return dispatch_beside(self.ray, self.actors, self.opening, call, local, indices)
 
     def close(self, graceful: bool = True) -> None:
         """Close each actor's arm, then end the actors (at once, when not ``graceful``: Ctrl-C, an error)."""

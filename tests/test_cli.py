@@ -87,8 +87,11 @@ def test_ctrl_c_in_eval_keeps_the_finished_episodes():
 
     cmd = [sys.executable, "-m", "rmskill.cli", "eval", "plate_placement", "--arm", "examples/arms/sim-ur5e.yaml",
            "--episodes", "200", "--json"]
+    # SIGINT back to its default in the child: a suite started in the background (`cmd &`) has it
+    # ignored, and Python then never turns it into KeyboardInterrupt
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": "200"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(10)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

@@ -159,17 +159,29 @@ def test_off_policy_learners_update_and_stay_bounded(method):
 
 
 def test_hybrid_keeps_the_critic_out_of_the_actor_until_q_warmup():
-    """The hybrid's collapse (3 of 10 runs at 0 %): -Q from an untrained critic moved the actor from
-    the start. Until ``q_warmup`` critic updates the actor's loss is the role-model regression alone
-    (it learns from the first update), then -Q joins it."""
+    """The hybrid's collapse (3 of 10 runs at 0 %, then 1 of 10): -Q from a critic that had seen
+    failures only moved the actor before any role model anchored it. The actor's loss is the role-model
+    regression alone until ``q_warmup`` critic updates after the first success; then -Q joins it."""
     from rmskill.learning.hybrid import HybridConfig, HybridFineTuner
 
-    learner = HybridFineTuner(OBS, ACT, HybridConfig(warmup_episodes=1, q_warmup=50), seed=0, initial_columns=START)
+    learner = HybridFineTuner(OBS, ACT, HybridConfig(warmup_episodes=1, q_warmup=5), seed=0, initial_columns=START)
+    rng = np.random.default_rng(3)
     obs, base = torch.zeros(4, OBS), torch.zeros(4, ACT)
-    learner.updates = 50
+    for k in range(4):  # failures only: however many critic updates, -Q stays out
+        learner.begin_episode(k)
+        learner.end_episode(episode(rng, -1.0, 0.02, steps=10))
+    assert learner.updates > 5 and learner.labels is None and not learner.q_in_actor
     early = learner.actor_loss(obs, base)
-    assert float(early.detach()) == 0.0 and early.requires_grad  # no labels yet: nothing pulls the actor
-    learner.updates = 51
+    assert float(early.detach()) == 0.0 and early.requires_grad  # nothing pulls the actor yet
+    before = learner.updates
+    learner.begin_episode(4)
+    learner.end_episode(episode(rng, 1.0, 0.02, steps=10))  # the first success; the relabel (every 5th) finds it
+    assert learner.labels is not None and learner.first_labels_at == before
+    learner.updates = before + 5
+    assert not learner.q_in_actor
+    learner.updates = before + 6
+    assert learner.q_in_actor
+    learner.labels = None  # -Q alone, to compare with the critic
     q = learner.critic(learner._features(obs, base, learner.actor(obs, base))).mean()
     assert float(learner.actor_loss(obs, base).detach()) == pytest.approx(-float(q.detach()), rel=1e-6)
     assert HybridConfig().q_warmup > 0 and HybridConfig().critic_warmup == 0

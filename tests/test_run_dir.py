@@ -129,7 +129,8 @@ def test_ctrl_c_saves_what_finished_and_says_how_to_resume(tmp_path):
     cmd = [sys.executable, "-m", "rmskill.cli", "finetune", "plate_placement", "--arm", str(ARM), "--method",
            "role-model", "--episodes", "30", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": "200"},  # SIGINT default, as in test_cli's
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and len(EpisodeStore(out).records()) < 2:
         time.sleep(0.05)

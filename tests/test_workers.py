@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from rmskill.evaluate import evaluate
 from rmskill.workers import start_local_ray
 
 ARMS = Path(__file__).resolve().parents[1] / "examples" / "arms"
-EPISODES = 5
+EPISODES = 8
 
 
 def _without_wall(report: dict) -> dict:
@@ -26,22 +27,34 @@ def _without_wall(report: dict) -> dict:
 
 
 def test_two_workers_equal_one_episode_for_episode(monkeypatch, tmp_path):
-    """Also through the calibration store: shelf_1 calibrated 10 mm off its true place fails in this
-    process, and must fail the same way in the actors, which read the driver's RMSKILL_HOME even on a
-    Ray started (by the caller, here) while another was set."""
+    """Also through the calibration store: shelf_1 and shelf_2 calibrated 10 mm off their true places fail in
+    this process, and must fail the same way in the actors, which read the driver's RMSKILL_HOME even on
+    a Ray started (by the caller, here) while another was set. This process runs episodes beside the
+    actor, from the start: slowed down here, so that the actor joins and runs most of them."""
     pytest.importorskip("ray")
+    import rmskill.evaluate as evaluation
     arm = ARMS / "sim-ur5e.yaml"
     config = load_arm_config(arm)
-    off = list(config.fixtures["shelf_1"].pose)
-    off[0] += 0.010
-    CalibrationStore(config.name).save_entry("fixtures", {"pose": off}, name="shelf_1")
+    for nest in ("shelf_1", "shelf_2"):
+        off = list(config.fixtures[nest].pose)
+        off[0] += 0.010
+        CalibrationStore(config.name).save_entry("fixtures", {"pose": off}, name=nest)
     one = evaluate("plate_placement", arm, EPISODES, seed=11)
-    assert [r["success"] for r in one["per_episode"]] == [r["target"] != "shelf_1" for r in one["per_episode"]]
+    assert [r["success"] for r in one["per_episode"]] == [r["target"] == "shelf_3" for r in one["per_episode"]]
     arrived: list[int] = []
     home = os.environ["RMSKILL_HOME"]
     monkeypatch.setenv("RMSKILL_HOME", str(tmp_path / "another-home"))
     ray = start_local_ray(2)  # Ray's processes inherit the other home
     monkeypatch.setenv("RMSKILL_HOME", home)
+    here: list[int] = []
+    record = evaluation.episode_record
+
+    def slow_here(skill, arm, index, *args):  # the actors import their own, unpatched
+        here.append(index)
+        time.sleep(2.0)
+        return record(skill, arm, index, *args)
+
+    monkeypatch.setattr(evaluation, "episode_record", slow_here)
     try:
         two = evaluate("plate_placement", arm, EPISODES, seed=11, workers=2,
                        progress=lambda i, r: arrived.append(i))
@@ -49,6 +62,9 @@ def test_two_workers_equal_one_episode_for_episode(monkeypatch, tmp_path):
     finally:
         ray.shutdown()
     assert sorted(arrived) == list(range(EPISODES))  # the progress callback saw each episode once, as it came
+    on_actor = sorted(set(range(EPISODES)) - set(here))
+    assert here and here[0] == 0 and len(on_actor) >= 3, (here, on_actor)  # both ran
+    assert {"shelf_1", "shelf_2"} & {one["per_episode"][i]["target"] for i in on_actor}  # a nest it must miss
     assert two["per_episode"] == one["per_episode"]  # same metrics, same order
     assert _without_wall(two) == _without_wall(one)
 

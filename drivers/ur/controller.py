@@ -238,6 +238,7 @@ class Controller:
         if sim is None:
             raise ConfigError("this emulator's arm has no simulated cell to reset (the kinematic stand-in)")
         with self.lock:
+            _log_plate(sim)
             sim.reset(**start)  # may raise: the cell is as it was
             self.force_mode.stop()
             if self.program is not None:  # the next servoL/speedL starts a new motion from the new state
@@ -369,3 +370,18 @@ class Controller:
                 for i, v in enumerate(bank[kind]):
                     values[f"{direction}_{kind}_register_{i}"] = v
         return values
+
+
+def _log_plate(sim: Any) -> None:
+    """The emulator's own log says where the last episode left the plate, as a person looking at the cell
+    would see it; nothing of it goes to the client (whose episodes are scored by the arm's sensing)."""
+    if not log.isEnabledFor(logging.INFO) or not hasattr(sim, "placement_error"):
+        return
+    slots = [name for name, f in sim.arm.config.fixtures.items() if f.kind == "slot"]
+    if not slots:
+        return
+    errors = {name: sim.placement_error(name) for name in slots}
+    name = min(errors, key=lambda n: errors[n][0])
+    mm, deg = errors[name]
+    held = "held" if sim.held is not None else ("in the nest" if sim.nest_of(sim.carried or 0) == name else "loose")
+    log.info("operator reset; the plate was %.3f mm / %.3f deg from %s's seat (%s)", mm, deg, name, held)

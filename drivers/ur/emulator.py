@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -185,14 +186,24 @@ def serve(config: ArmConfig | str | Path, host: str = "127.0.0.1", stop_event: t
 
 class EmulatorProcess:
     """The emulator in a child process, as ur_rtde needs (its constructors hold the GIL, so a
-    server in the same Python process would never answer them). ``kill()`` simulates a crash."""
+    server in the same Python process would never answer them). ``kill()`` simulates a crash.
+
+    The child's log (stderr) is read all along by a thread that keeps its last ``log_lines`` lines
+    (``None``: all) in ``log``, complete once ``stop()`` or ``kill()`` returns: a pipe nobody reads
+    fills after 64 KiB, and the emulator's next log line would then block its control loop mid-run."""
 
     def __init__(self, arm_file: str | Path, host: str = "127.0.0.1", backend: str = "auto",
-                 ports: dict[str, int] | None = None, allow_remote: bool = False):
+                 ports: dict[str, int] | None = None, allow_remote: bool = False, log_lines: int | None = 500):
         self.arm_file, self.host, self.backend = str(arm_file), host, backend
         self.allow_remote = allow_remote
         self.ports = {**DEFAULT_PORTS, **(ports or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log: deque[str] = deque(maxlen=log_lines)
+        self._reader: threading.Thread | None = None
+
+    def _read_log(self, stream: Any) -> None:
+        for line in iter(stream.readline, b""):
+            self.log.append(line.decode(errors="replace").rstrip("\n"))
 
     def start(self, timeout: float = 20.0) -> EmulatorProcess:
         """Start the child and wait until all its ports accept connections."""
@@ -206,12 +217,16 @@ class EmulatorProcess:
         if taken:
             raise RuntimeError(f"ports {taken} on {self.host} are in use (another emulator or controller?)")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.log.clear()
+        self._reader = threading.Thread(target=self._read_log, args=(self.proc.stderr,), daemon=True,
+                                        name="ur-emulator-log")
+        self._reader.start()
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else b""
         if line.strip() != READY:
             self.kill()
-            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            err = "\n".join(self.log)
             raise RuntimeError(f"UR emulator did not start within {timeout:.0f} s: {err[-2000:]}")
         return self
 
@@ -220,6 +235,11 @@ class EmulatorProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=5)
+        self._join_log()
+
+    def _join_log(self) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout=5)
 
     def stop(self) -> None:
         """SIGTERM and wait; falls back to ``kill()``."""
@@ -229,6 +249,7 @@ class EmulatorProcess:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._join_log()
 
     def __enter__(self) -> EmulatorProcess:
         return self.start()

@@ -21,12 +21,16 @@ class HybridConfig(ResidualConfig):
     """The TD3 part keeps the settings the hybrid was first measured with (the residual's before its
     stability fix): its role-model regression anchors the actor, and its corrections need the 0.2 bound.
 
-    ``q_warmup``: critic updates before the critic's gradient reaches the actor. Until then the actor
-    learns the role-model regression alone, from the first update (``critic_warmup`` stays 0). Without
-    it the hybrid failed on 3 of 10 runs (5 seeds, both perturbed arms): an untrained critic's gradient,
-    at the actor learning rate the regression needs, drove the corrector to its bound within the first
-    learning episodes, and it stayed at 0 % for all 200. With it, 1 of 10: a run whose role model alone
-    first succeeds only after -Q enters, from a critic that has seen failures only.
+    ``q_warmup``: critic updates, counted from the first relabel that finds a role model (a success;
+    relabels come every ``role.relabel_every`` episodes), before the critic's gradient reaches the
+    actor. Until then the actor learns the role-model regression alone, from the first update
+    (``critic_warmup`` stays 0). With -Q from the first update the hybrid failed on 3 of 10 runs (5
+    seeds, both perturbed arms): an untrained critic's gradient, at the actor learning rate the
+    regression needs, drove the corrector to its bound within the first learning episodes, and it
+    stayed at 0 % for all 200. Counting ``q_warmup`` from the first update left 1 of 10: a run whose
+    role model first succeeded only at episode 18, after -Q had entered from a critic that had seen
+    failures only (all its rewards alike, so its gradient says nothing yet). Counted from the first
+    role model, 0 of 10 (94-100 %).
     """
 
     scale: float = 0.2
@@ -39,7 +43,7 @@ class HybridConfig(ResidualConfig):
     critic_warmup: int = 0
     norm_episodes: int | None = 1
     bc_weight: float = 20.0  # weight of the role-model regression against -Q
-    q_warmup: int = 2000  # critic updates before -Q enters the actor's loss (5 learning episodes: about episode 10)
+    q_warmup: int = 2000  # critic updates after the first success before -Q enters the actor's loss (5 episodes)
     role: RoleModelConfig | None = None
 
 
@@ -55,6 +59,7 @@ class HybridFineTuner(ResidualFineTuner):
         super().__init__(obs_dim, act_dim, config, seed)
         self.history: list[Episode] = []
         self.labels: tuple[torch.Tensor, ...] | None = None
+        self.first_labels_at: int | None = None  # critic updates done when the first role model appeared
 
     def begin_episode(self, index: int) -> np.ndarray:
         role = self.role
@@ -76,10 +81,17 @@ class HybridFineTuner(ResidualFineTuner):
                                                  self.role.min_reward, self.role.scale, refine=refine)
             self.labels = tuple(torch.as_tensor(a, dtype=torch.float32) for a in (obs, base, label)) \
                 if len(obs) else None
+            if self.labels is not None and self.first_labels_at is None:
+                self.first_labels_at = self.updates
         super().end_episode(episode)
 
+    @property
+    def q_in_actor(self) -> bool:
+        """Whether -Q is part of the actor's loss: ``q_warmup`` critic updates after the first role model."""
+        return self.first_labels_at is not None and self.updates > self.first_labels_at + self.cfg.q_warmup
+
     def actor_loss(self, obs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        if self.updates > self.cfg.q_warmup:
+        if self.q_in_actor:
             loss = super().actor_loss(obs, base)
         else:  # the regression alone (a zero that keeps the graph where there are no labels yet)
             loss = 0.0 * self.actor(obs, base).sum()
