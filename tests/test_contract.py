@@ -107,6 +107,19 @@ def test_outcome_prefers_a_clean_insertion_and_a_centred_release():
     assert centred.details["centre_offset_mm"] == pytest.approx(0.05)
 
 
+def test_seated_is_judged_on_the_last_steps_not_one_wrist_sample():
+    """A wrist that rings (the emulated UR's force mode pressing a plate into its seat read -14.8, -19.7,
+    -19.9, -27.3, -3.0, -26.5, -9.2, 2.4 N over its last steps) must not turn a seated plate into a
+    failure because the last sample happened to swing up; a plate that never pressed stays unseated."""
+    seated = np.zeros((20, len(OBSERVATION)))
+    seated[:, Z] = -0.02
+    seated[-8:, FZ] = [-14.8, -19.7, -19.9, -27.3, -3.0, -26.5, -9.2, 2.4]
+    assert placement_outcome(_result(seated)).success
+    loose = seated.copy()
+    loose[-8:, FZ] = [-0.2, 0.4, 0.1, -0.3, 0.2, -0.1, 0.3, -30.0]  # one spike at the end is no push
+    assert not placement_outcome(_result(loose)).success
+
+
 def test_centre_labels_through_the_skills_refiner(skill):
     """Seated trials' touch checks put shelf_1's centre at x = -2.5 mm, y = 0.4 mm, yaw = 0.1 deg (medians);
     the refiner's lateral labels close half the command's gap (bounded by the learner), depth keeps the

@@ -45,6 +45,7 @@ WALL_COLUMN = {0: FX, 1: FY, 3: TZ}
 LATERAL = {0: "x_mm", 1: "y_mm", 3: "yaw_deg"}  # action index -> touch check axis
 INSERT_PHASE = 1.0
 CONTACT_N = 2.0  # sensed force [N] that means the plate touched something (above noise and inertia)
+SEAT_WINDOW = 5  # last control steps whose median push judges "seated" (100 ms at 50 Hz): not one sample
 
 
 @dataclass(frozen=True)
@@ -654,6 +655,12 @@ class PlatePlacement(Skill):
 def placement_outcome(result: SkillResult, seat_depth_mm: float = 1.5, force_scale: float = 2.0) -> Outcome:
     """``PlatePlacement.outcome`` from the result's observations and measurements alone.
 
+    Seated: the last measured TCP within ``seat_depth_mm`` of the calibrated seat, and the nest pushing
+    back over the last ``SEAT_WINDOW`` steps (their median push above 1 N). One sample of the wrist
+    decided it before; on the emulated UR, whose force mode rang by 20-35 N from one step to the next
+    while pressing at about 20 N, that called 4 of 11 plates released in the nest not seated. The
+    median leaves all 6000 simulated fine-tuning episodes of the 5-seed benchmark as they were.
+
     ``force_scale``: lateral wall force [N] that costs as much as 0.1 of reward.
     """
     obs = result.observations
@@ -662,7 +669,8 @@ def placement_outcome(result: SkillResult, seat_depth_mm: float = 1.5, force_sca
     final = obs[-1]
     message = result.message or ""
     stopped = "safety limit" in message or "not seated" in message
-    seated = bool(final[Z] > -seat_depth_mm and -final[FZ] > 1.0 and not stopped)
+    push = -float(np.median(obs[-SEAT_WINDOW:, FZ]))
+    seated = bool(final[Z] > -seat_depth_mm and push > 1.0 and not stopped)
     touched = np.flatnonzero(np.linalg.norm(obs[:, [FX, FY, FZ]], axis=1) > CONTACT_N)
     after = obs[touched[0]:] if len(touched) else obs[:0]  # from the first contact on
     lateral = float(np.mean(np.hypot(after[:, FX], after[:, FY]))) if len(after) else 0.0
