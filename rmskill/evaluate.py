@@ -156,13 +156,20 @@ def evaluate(skill_name: str | Skill, arm_file: str | Path | ArmConfig, episodes
             "measured_by": records[0]["measured_by"], "wall_s": time.perf_counter() - wall}
 
 
-def _in_process(skill: Skill, config: ArmConfig, episodes: int, seed: int, targets: list[str],
-                videos: Path | None, progress: Callable[[int, dict], None] | None) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def _simulated(config: ArmConfig) -> Iterator[Any]:
+    """The arm connected, or a one-line ``SkillError`` if it is not simulated (evaluation reads its truth)."""
     from rmskill.connect import connect
 
     with connect(config) as arm:
         if arm.sim is None:
             raise SkillError(f"evaluation needs a simulated arm; '{config.name}' uses driver '{config.driver}'")
+        yield arm
+
+
+def _in_process(skill: Skill, config: ArmConfig, episodes: int, seed: int, targets: list[str],
+                videos: Path | None, progress: Callable[[int, dict], None] | None) -> Iterator[dict[str, Any]]:
+    with _simulated(config) as arm:
         for i in range(episodes):
             record = episode_record(skill, arm, i, seed, targets, videos)
             if progress is not None:
@@ -178,7 +185,6 @@ def _on_workers(skill: Skill, config: ArmConfig, episodes: int, seed: int, targe
     come up, so their start (seconds: importing torch and MuJoCo) is not time lost."""
     import torch
 
-    from rmskill.connect import connect
     from rmskill.workers import WorkerPool
 
     if episodes < 2:
@@ -188,9 +194,7 @@ def _on_workers(skill: Skill, config: ArmConfig, episodes: int, seed: int, targe
     torch.set_num_threads(1)  # one core here, as each actor has: side by side they must not fight
     try:
         with WorkerPool(skill, config, seed, targets, min(workers, episodes) - 1, address=address, videos=videos,
-                        wait_open=False) as pool, connect(config) as arm:
-            if arm.sim is None:
-                raise SkillError(f"evaluation needs a simulated arm; '{config.name}' uses driver '{config.driver}'")
+                        wait_open=False) as pool, _simulated(config) as arm:
             here = lambda i: (i, episode_record(skill, arm, i, seed, targets, videos))  # noqa: E731
             for index, record in pool.run(range(episodes), local=here):
                 done[index] = record

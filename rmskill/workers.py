@@ -311,8 +311,8 @@ class WorkerPool:
     def _check_capacity(self) -> None:
         cpus = self.ray.cluster_resources().get("CPU", 0)
         if cpus < self.workers:
-            raise ConfigError(f"{self.workers} simulator actor(s) need {self.workers} CPUs in Ray; the cluster "
-                              f"has {cpus:g}")
+            raise ConfigError(f"--workers: {self.workers} simulator actor(s) need {self.workers} CPUs in Ray; the "
+                              f"cluster has {cpus:g}")
 
     def run(self, indices: Iterable[int], local: Callable[[int], tuple[int, dict[str, Any]]] | None = None
             ) -> Iterator[tuple[int, dict[str, Any]]]:
