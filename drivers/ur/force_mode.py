@@ -15,9 +15,13 @@ import numpy as np
 from rmskill.geometry import Pose
 
 #: Force-to-acceleration gain at gain scaling 1: translation [(m/s^2)/N], rotation [(rad/s^2)/Nm].
-ADMITTANCE = (0.5, 10.0)
+ADMITTANCE = (0.1, 2.0)
 #: Braking rate [1/s] at damping 0 and at damping 1 (UR: 1 stops at once when no force acts).
-BRAKING = (4.0, 500.0)
+#: In free air force mode moves at ADMITTANCE * gain scaling / braking per newton (2 mm/s per N at
+#: damping 0.5 and gain scaling 1); pressing on a hard surface, the loop's bandwidth is set by the two
+#: together: these keep force mode steady on contact up to gain scaling 1 and let it ring at 2, as
+#: ur_rtde documents for ``forceModeSetGainScaling`` (5 times these rang at 0.5 against a nest).
+BRAKING = (0.8, 100.0)
 
 
 class ForceMode:

@@ -109,6 +109,36 @@ def test_force_mode_pushes_with_the_commanded_force(ur):
     control.moveL(start, 0.1, 0.5)
 
 
+@pytest.mark.parametrize("gain_scaling", [0.5, 1.0])
+def test_force_mode_presses_steadily_against_a_hard_surface(ur, gain_scaling):
+    """ur_rtde documents force mode's gain scaling (0..2) as stable up to 1 against hard surfaces: the
+    held plate pushed down onto the shelf with 20 N settles at 20 N, without ringing from one period to
+    the next (an emulator that rang here shook plates into nests and tripped force limits on spikes)."""
+    control, receive = ur
+    start = receive.getActualTCPPose()
+    above = list(start)
+    above[2] -= 0.150  # about 40 mm above the shelf
+    assert control.moveL(above, 0.25, 1.0)
+    control.zeroFtSensor()
+    control.forceModeSetDamping(0.5)
+    control.forceModeSetGainScaling(gain_scaling)
+    forces = []
+    for i in range(1500):  # 3 s: down through the air, then pressing
+        t = control.initPeriod()
+        control.forceMode([0] * 6, [0, 0, 1, 0, 0, 0], [0, 0, -20, 0, 0, 0], 2, [0.1, 0.1, 0.05, 1, 1, 1])
+        if i >= 1250:
+            forces.append(receive.getActualTCPForce()[2])
+        control.waitPeriod(t)
+    control.forceModeStop()
+    control.forceModeSetGainScaling(1.0)
+    assert control.isProgramRunning() and not receive.isProtectiveStopped()
+    fz = np.array(forces)
+    assert above[2] - receive.getActualTCPPose()[2] > 0.030  # it went down to the shelf
+    assert abs(np.median(fz) - 20.0) < 3.0, fz  # the shelf pushes back up with the commanded force
+    assert np.percentile(np.abs(np.diff(fz)), 95) < 2.0 and np.ptp(fz) < 8.0, fz  # steady, not ringing
+    assert control.moveL(start, 0.25, 1.0)
+
+
 def test_move_until_contact_stops_on_contact_and_backs_off_to_where_it_began(ur):
     """moveUntilContact at 20 mm/s down: the held plate meets the shelf below, the arm stops, goes back
     to where the contact began and returns True; nothing protective-stops. (At ur_rtde's example's
