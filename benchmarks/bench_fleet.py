@@ -6,6 +6,8 @@ each emulator's operator resets its cell) and one simulated FR3 fine-tune the pl
 are then evaluated on ``sim-ur5e-perturbed.yaml`` (the same site offsets as the emulated cells) and
 its FR3 weights on ``sim-fr3-perturbed.yaml``, against one simulated UR5e fine-tuned alone with 2K
 and with K episodes and the base alone (same evaluation episodes: ``--eval-episodes``, seed S+1000).
+That is a transfer test (the emulated UR's force mode is not the simulated UR's impedance); the fleet's
+UR5e weights on the emulated cells themselves: ``benchmarks/emulated_cell_check.py``.
 
     python benchmarks/bench_fleet.py demo --per-arm 40 [--eval-episodes 50] [--out runs/bench_fleet] [--simulated]
 

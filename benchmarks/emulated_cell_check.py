@@ -1,15 +1,27 @@
-"""Arm-measured success on the emulated cell a (127.0.0.2): the base alone against the fleet demo's UR5e
-weights (``runs/bench_fleet/fleet/ur5e``), the same N starts each (seed 1000, indices 5000 on).
+"""Plate placement on an emulated UR5e cell of the fleet demo: the arm-measured outcome and the truth.
 
-    python benchmarks/emulated_cell_check.py 12
+Starts the cell's UR emulator (``examples/fleet/emulated-ur5e-a.yaml`` on 127.0.0.2, or ``-b`` on
+127.0.0.3), then runs the same episodes (seed 1000, indices from ``--first``) with each set of weights.
+After each episode the emulator's operator resets the cell and its own log says where the plate was
+left (the emulator's truth, which nothing the skill learns from ever reads); the placement is a success
+in truth when the plate was released in the nest within the skill's ``success_mm`` / ``success_deg``.
+
+    python benchmarks/emulated_cell_check.py --cell a --episodes 12 base runs/fleet/ur5e [more weights...]
+
+Prints one JSON line per weights and a table. Real time: about 9-11 s an episode.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from rmskill.config import load_arm_config
 from rmskill.connect import connect
@@ -18,25 +30,71 @@ from rmskill.runner import episode_targets, run_episode
 from rmskill.skill import load_skill
 
 ROOT = Path(__file__).resolve().parents[1]
-ARM = ROOT / "examples" / "fleet" / "emulated-ur5e-a.yaml"
+TRUTH = re.compile(r"operator reset; the plate was ([\d.]+) mm / ([\d.]+) deg from (\w+)'s seat \(([\w ]+)\)")
 
 
-def main(n: int, weights: Path = ROOT / "runs" / "bench_fleet" / "fleet" / "ur5e") -> None:
-    logging.basicConfig(level=logging.ERROR)
-    config = load_arm_config(ARM)
-    with EmulatorProcess(ARM, host=config.host):
-        for label, folder in (("base", None), ("fleet ur5e", weights)):
-            skill = load_skill("plate_placement", weights=folder)
+def truth_after(arm, emulator: EmulatorProcess, seen: int) -> tuple[float, float, str, int]:
+    """The operator resets the cell; the emulator's log line for it. ``seen``: such lines before the
+    episode, which added one more of its own (its start is an operator reset too)."""
+    arm.operator.reset(plate=True)
+    for _ in range(250):
+        lines = [m for m in map(TRUTH.search, emulator.log) if m]
+        if len(lines) >= seen + 2:
+            m = lines[seen + 1]
+            return float(m.group(1)), float(m.group(2)), m.group(4), seen + 2
+        time.sleep(0.02)
+    raise RuntimeError(f"the emulator logged {len(lines) - seen} operator resets for an episode, not 2")
+
+
+def check(cell: str, weights: list[str], episodes: int, first: int, seed: int) -> list[dict]:
+    arm_file = ROOT / "examples" / "fleet" / f"emulated-ur5e-{cell}.yaml"
+    config = load_arm_config(arm_file)
+    rows = []
+    with EmulatorProcess(arm_file, host=config.host, log_lines=None) as emulator:
+        seen = 0
+        for label in weights:
+            skill = load_skill("plate_placement", weights=None if label == "base" else label)
+            skill.allow_other_arm = True  # a fleet's weights name its cells; this is one of them
+            cfg = skill.config
             targets = episode_targets(skill, config)
-            seated, walls = 0, []
+            measured, truth, errors, peaks, walls, messages = [], [], [], [], [], []
             with connect(config) as arm:
-                for i in range(n):
+                for i in range(first, first + episodes):
                     t0 = time.perf_counter()
-                    ran = run_episode(skill, arm, 5000 + i, 1000, targets, prompt=lambda _: sys.exit("prompted"))
-                    seated += bool(ran.started and skill.outcome(ran.result).success)
+                    ran = run_episode(skill, arm, i, seed, targets, prompt=lambda _: sys.exit("prompted"))
+                    mm, deg, where, seen = truth_after(arm, emulator, seen)
+                    measured.append(bool(ran.started and skill.outcome(ran.result).success))
+                    truth.append(where == "in the nest" and mm <= cfg.success_mm and deg <= cfg.success_deg)
+                    errors.append(mm)
+                    peaks.append(ran.result.peak_force_n)
                     walls.append(time.perf_counter() - t0)
-            print(f"{label}: arm-measured success {seated}/{n}, {sum(walls) / n:.1f} s per episode", flush=True)
+                    messages.append(ran.result.message[:60])
+            row = {"weights": label, "cell": cell, "episodes": episodes, "first": first,
+                   "measured_success": measured, "truth_success": truth, "truth_mm": errors,
+                   "peak_n": peaks, "wall_s": float(np.mean(walls)), "messages": messages}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", nargs="+", help="weights folders, or 'base' for the shipped base alone")
+    parser.add_argument("--cell", choices=["a", "b"], default="a")
+    parser.add_argument("--episodes", type=int, default=12)
+    parser.add_argument("--first", type=int, default=5000, help="index of the first episode")
+    parser.add_argument("--seed", type=int, default=1000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    rows = check(args.cell, args.weights, args.episodes, args.first, args.seed)
+    print("| weights | cell | episodes | success (truth) | success (arm-measured) | truth mm, median | "
+          "peak N, max | s per episode |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['weights']} | {r['cell']} | {r['episodes']} | {np.mean(r['truth_success']):.0%} | "
+              f"{np.mean(r['measured_success']):.0%} | {np.median(r['truth_mm']):.2f} | {max(r['peak_n']):.1f} | "
+              f"{r['wall_s']:.1f} |")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 12)
+    main()

@@ -308,8 +308,10 @@ def _in_process(skill: Skill, config: Any, learner: Any, store: EpisodeStore, to
     from rmskill.connect import connect
 
     with connect(config) as arm:
-        if arm.sim is None:
+        if arm.sim is None and getattr(arm, "operator", None) is None:
             log.warning("fine-tuning on a real arm: between episodes, %s", skill.operator_prompt("<target>"))
+        elif arm.sim is None:
+            log.info("fine-tuning on '%s': its cell's operator resets the cell between episodes", config.name)
         k, written = 0, len(store.records())
         while k < len(todo):
             i = todo[k]

@@ -208,9 +208,12 @@ class Skill(ABC):
         calibrated = CalibrationStore(config.name).fixture(target)
         if calibrated is not None:
             return calibrated, "calibration"
-        if getattr(arm, "sim", None) is None:
-            log.warning("fixture '%s' of arm '%s' is not calibrated; using the arm file's nominal pose "
-                        "(run 'rmskill calibrate fixture' for sub-millimetre placement)", target, config.name)
+        if getattr(arm, "sim", None) is None:  # warned once per skill, arm and fixture; each episode asks
+            warned = self.__dict__.setdefault("_uncalibrated_warned", set())
+            level = logging.INFO if (config.name, target) in warned else logging.WARNING
+            warned.add((config.name, target))
+            log.log(level, "fixture '%s' of arm '%s' is not calibrated; using the arm file's nominal pose "
+                    "(run 'rmskill calibrate fixture' for sub-millimetre placement)", target, config.name)
         return nominal, "nominal"
 
     def check_weights(self, arm: Any) -> None:

@@ -166,6 +166,11 @@ def test_uncalibrated_real_arm_warns_and_measures_itself(skill, ur5e, caplog):
     assert result.measured_by == "arm measurement"
     assert result.success, result.message
     assert result.translation_error_mm < 0.5
+    caplog.clear()  # each episode of a run asks again: warned once per skill, arm and fixture
+    ur5e.sim.reset(tcp_pose=ur5e.config.fixture("shelf_2") @ Pose([0.01, -0.01, -0.03]), seed=2)
+    with caplog.at_level(logging.WARNING, logger="rmskill.skill"):
+        skill.run(_RealArm(ur5e), target="shelf_2")
+    assert "not calibrated" not in caplog.text
 
 
 def test_calibrated_fixture_is_preferred(skill, ur5e, home):
