@@ -244,3 +244,32 @@ def test_replaying_episodes_rebuilds_the_learner_exactly(method):
     np.testing.assert_array_equal(np.array(noise_live[7:]), np.array(noise_resumed))
     for name, value in live.corrector.t.items():
         np.testing.assert_array_equal(value, resumed.corrector.t[name])
+
+
+def test_a_feature_that_did_not_vary_in_the_data_is_held_at_its_mean():
+    """A corrector fine-tuned where the gripper always read 85.48 mm (a Robotiq holding a plate) must not
+    turn another arm's 85.54 mm into 60 standard deviations: the fleet's emulated UR5e weights, run on
+    the simulated UR5e, saturated and placed 0 of 20 that way (20 of 20 with the feature held)."""
+    torch.manual_seed(0)
+    net = CorrectorNet(obs_dim=3, act_dim=2)
+    for p in net.body.parameters():
+        torch.nn.init.normal_(p, std=0.5)  # a trained net: the correction depends on its inputs
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(50, 3))
+    obs[:, 2] = 85.48  # did not vary
+    net.set_normalisation(obs.mean(axis=0), obs.std(axis=0))
+    corrector, base = Corrector.from_net(net), np.zeros(2)
+    here = obs[0].copy()
+    other_arm = here.copy()
+    other_arm[2] = 85.54
+    moved = here.copy()
+    moved[0] += 2.0 * obs[:, 0].std()
+    c = corrector.mean_correction(here, base)
+    assert np.allclose(corrector.mean_correction(other_arm, base), c)
+    assert not np.allclose(corrector.mean_correction(moved, base), c, atol=1e-3)  # a feature that varied counts
+    with torch.no_grad():  # the torch side (training) sees the same inputs as the numpy side (control)
+        torch_c = net(torch.as_tensor(other_arm[None], dtype=torch.float32), torch.zeros(1, 2)).numpy()[0]
+    assert np.allclose(torch_c, c, atol=1e-5)
+    saved = {k: v.copy() for k, v in corrector.t.items()}
+    saved["obs_std"][2] = np.float32(1e-3)  # weights saved before: the old floor (as float32), "did not vary"
+    assert np.allclose(Corrector(saved, corrector.scale).mean_correction(other_arm, base), c)

@@ -19,6 +19,18 @@ from rmskill.errors import SkillError
 from rmskill.storage import atomic_write
 
 RESIDUAL_FILE = "residual.safetensors"
+#: A feature whose spread in the data a corrector was normalised on is at most this did not vary there.
+CONSTANT_SPREAD = 1e-3
+
+
+def normalisation_spread(std: np.ndarray) -> np.ndarray:
+    """The divisor of each observation feature: its spread in the data, or infinity (the feature held at
+    its mean) where it did not vary. The corrector cannot have learned what a change in such a feature
+    means; dividing by a small floor instead turns a 0.06 mm difference in a gripper's reading on another
+    arm into 60 "standard deviations" and saturates the correction. Weights saved with the old floor
+    (spread exactly ``CONSTANT_SPREAD``) read the same way."""
+    std = np.asarray(std, dtype=np.float64)
+    return np.where(std <= CONSTANT_SPREAD * (1 + 1e-6), np.inf, std)  # files store float32: 1e-3 reads 1.00000005e-3
 
 
 class CorrectorNet(nn.Module):
@@ -36,7 +48,7 @@ class CorrectorNet(nn.Module):
 
     def set_normalisation(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.obs_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.obs_std.copy_(torch.as_tensor(np.maximum(std, 1e-3), dtype=torch.float32))
+        self.obs_std.copy_(torch.as_tensor(normalisation_spread(std), dtype=torch.float32))
 
     def forward(self, obs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         x = torch.cat(((obs - self.obs_mean) / self.obs_std, base), dim=-1)
@@ -51,6 +63,8 @@ class Corrector:
 
     def __init__(self, tensors: dict[str, np.ndarray], scale: float):
         self.t = {k: np.asarray(v, dtype=np.float64) for k, v in tensors.items()}
+        if "obs_std" in self.t:
+            self.t["obs_std"] = normalisation_spread(self.t["obs_std"])
         self.scale = float(scale)
         self.noise: np.ndarray | None = None
 
