@@ -50,12 +50,12 @@ def place(arm_file: Path, compliance: bool, emulator=None) -> dict:
 
 
 def emulator_truth(arm, emulator) -> str:
-    """The emulator's operator resets the cell; its own log line says where the plate was left."""
+    """The emulator's operator resets the cell; its own log says where the plate was left."""
     arm.operator.reset(plate=True)
     for _ in range(50):
-        lines = [line for line in emulator.log if "operator reset; the plate was" in line]
-        if lines:
-            return lines[-1].split("the plate was ", 1)[1]
+        if reports := emulator.plate_reports():
+            mm, deg, nest, where = reports[-1]
+            return f"{mm:.3f} mm / {deg:.3f} deg from {nest}'s seat ({where})"
         time.sleep(0.02)
     return "(no operator log)"
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -30,20 +29,19 @@ from rmskill.runner import episode_targets, run_episode
 from rmskill.skill import load_skill
 
 ROOT = Path(__file__).resolve().parents[1]
-TRUTH = re.compile(r"operator reset; the plate was ([\d.]+) mm / ([\d.]+) deg from (\w+)'s seat \(([\w ]+)\)")
 
 
 def truth_after(arm, emulator: EmulatorProcess, seen: int) -> tuple[float, float, str, int]:
-    """The operator resets the cell; the emulator's log line for it. ``seen``: such lines before the
-    episode, which added one more of its own (its start is an operator reset too)."""
+    """The operator resets the cell; the emulator's report of it. ``seen``: reports before the episode,
+    which added one more of its own (its start is an operator reset too)."""
     arm.operator.reset(plate=True)
     for _ in range(250):
-        lines = [m for m in map(TRUTH.search, emulator.log) if m]
-        if len(lines) >= seen + 2:
-            m = lines[seen + 1]
-            return float(m.group(1)), float(m.group(2)), m.group(4), seen + 2
+        reports = emulator.plate_reports()
+        if len(reports) >= seen + 2:
+            mm, deg, _, where = reports[seen + 1]
+            return mm, deg, where, seen + 2
         time.sleep(0.02)
-    raise RuntimeError(f"the emulator logged {len(lines) - seen} operator resets for an episode, not 2")
+    raise RuntimeError(f"the emulator reported {len(reports) - seen} operator resets for an episode, not 2")
 
 
 def check(cell: str, weights: list[str], episodes: int, first: int, seed: int) -> list[dict]:

@@ -130,6 +130,7 @@ class Skill(ABC):
         self.manifest = manifest or {}
         #: Use weights fine-tuned for another arm, model or calibration (``--allow-other-arm``).
         self.allow_other_arm = False
+        self._uncalibrated_warned: set[tuple[str, str]] = set()  # (arm, fixture) warned about already
 
     @property
     def rate_hz(self) -> float:
@@ -209,9 +210,8 @@ class Skill(ABC):
         if calibrated is not None:
             return calibrated, "calibration"
         if getattr(arm, "sim", None) is None:  # warned once per skill, arm and fixture; each episode asks
-            warned = self.__dict__.setdefault("_uncalibrated_warned", set())
-            level = logging.INFO if (config.name, target) in warned else logging.WARNING
-            warned.add((config.name, target))
+            level = logging.INFO if (config.name, target) in self._uncalibrated_warned else logging.WARNING
+            self._uncalibrated_warned.add((config.name, target))
             log.log(level, "fixture '%s' of arm '%s' is not calibrated; using the arm file's nominal pose "
                     "(run 'rmskill calibrate fixture' for sub-millimetre placement)", target, config.name)
         return nominal, "nominal"

@@ -372,6 +372,10 @@ class Controller:
         return values
 
 
+#: The emulator's log line at each operator reset (``EmulatorProcess.plate_reports`` reads it back).
+PLATE_REPORT = "operator reset; the plate was %.3f mm / %.3f deg from %s's seat (%s)"
+
+
 def _log_plate(sim: Any) -> None:
     """The emulator's own log says where the last episode left the plate, as a person looking at the cell
     would see it; nothing of it goes to the client (whose episodes are scored by the arm's sensing)."""
@@ -384,4 +388,4 @@ def _log_plate(sim: Any) -> None:
     name = min(errors, key=lambda n: errors[n][0])
     mm, deg = errors[name]
     held = "held" if sim.held is not None else ("in the nest" if sim.nest_of(sim.carried or 0) == name else "loose")
-    log.info("operator reset; the plate was %.3f mm / %.3f deg from %s's seat (%s)", mm, deg, name, held)
+    log.info(PLATE_REPORT, mm, deg, name, held)

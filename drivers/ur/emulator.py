@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import select
 import signal
 import socket
@@ -36,7 +37,7 @@ from rmskill.config import ArmConfig, load_arm_config
 from rmskill.errors import ConfigError
 
 from . import dashboard, operator_service, primary_server, script_server
-from .controller import Controller
+from .controller import PLATE_REPORT, Controller
 from .kinematic_arm import KinematicArm
 from .listener import Listener, check_bind
 from .rtde_server import RTDEConnection
@@ -49,6 +50,9 @@ DEFAULT_PORTS = {"rtde": 30004, "dashboard": 29999, "script": 30003, "primary": 
 #: PolyScope 5.15: an e-Series controller, so ur_rtde streams at 500 Hz.
 DEFAULT_VERSION = (5, 15, 0, 12345)
 READY = b"UR emulator ready"
+#: ``PLATE_REPORT`` read back: distance, angle, nest, where the plate was.
+_PLATE_REPORT = re.compile(re.escape(PLATE_REPORT.split("%")[0])
+                           + r"([\d.]+) mm / ([\d.]+) deg from (\S+)'s seat \(([\w ]+)\)")
 
 
 def make_arm(config: ArmConfig, backend: str = "auto") -> Arm:
@@ -200,6 +204,11 @@ class EmulatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: deque[str] = deque(maxlen=log_lines)
         self._reader: threading.Thread | None = None
+
+    def plate_reports(self) -> list[tuple[float, float, str, str]]:
+        """Where each operator reset so far found the plate, from the emulator's own log (truth no client
+        sees): (distance [mm], angle [deg], the nearest nest, "in the nest" / "held" / "loose")."""
+        return [(float(m[1]), float(m[2]), m[3], m[4]) for m in map(_PLATE_REPORT.search, list(self.log)) if m]
 
     def _read_log(self, stream: Any) -> None:
         for line in iter(stream.readline, b""):

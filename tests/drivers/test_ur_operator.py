@@ -4,6 +4,7 @@ re-syncs the controller; bad requests get an error line, the service goes on."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from rmskill.config import load_arm_config
-from rmskill.drivers.ur.emulator import Emulator
+from rmskill.drivers.ur.emulator import _PLATE_REPORT, Emulator
 from rmskill.drivers.ur.operator_service import EmulatorOperator
 from rmskill.errors import DriverError
 from rmskill.geometry import Pose
@@ -27,7 +28,7 @@ def _config(tmp_path: Path, backend: str):
         host=HOST, gripper={"port": str(tmp_path / "ttyUR")}, options={"emulator_backend": backend})
 
 
-def test_the_operator_resets_the_cell_and_the_controller_holds_the_new_pose(tmp_path):
+def test_the_operator_resets_the_cell_and_the_controller_holds_the_new_pose(tmp_path, caplog):
     pytest.importorskip("mujoco")
     config = _config(tmp_path, "mujoco")
     with Emulator(config, host=HOST, ports=PORTS, backend="mujoco") as emu:
@@ -49,8 +50,11 @@ def test_the_operator_resets_the_cell_and_the_controller_holds_the_new_pose(tmp_
         with socket.create_connection((HOST, emu.ports["operator"]), timeout=2) as s:
             s.sendall(b"not json\n")
             assert json.loads(s.makefile("rb").readline())["ok"] is False
-        operator.reset(plate=True, seed=4)  # still served: home, plate in the gripper
+        with caplog.at_level(logging.INFO, logger="rmskill.drivers.ur.controller"):
+            operator.reset(plate=True, seed=4)  # still served: home, plate in the gripper
         assert np.isfinite(c.state.q).all()
+        reports = [m.groups() for m in map(_PLATE_REPORT.search, caplog.messages) if m]
+        assert reports and reports[-1][3] == "held"  # the emulator's log (EmulatorProcess.plate_reports) reads it
         operator.close()
 
 
